@@ -1,0 +1,1 @@
+"""Model backends. Each speaks the small protocol in :mod:`mnistfw.backends.base`."""

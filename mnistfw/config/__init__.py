@@ -1,0 +1,1 @@
+"""Config schema, validation and location of the bundled YAML configs."""

@@ -1,0 +1,102 @@
+"""The plugin contract: what an evaluator or a visualizer receives and returns.
+
+A plugin package registers a class under an entry-point group::
+
+    [project.entry-points."mnistfw.evaluators"]
+    top_k = "my_pkg.metrics:TopKAccuracy"
+
+    [project.entry-points."mnistfw.visualizers"]
+    reliability = "my_pkg.plots:ReliabilityDiagram"
+
+mnistfw instantiates the class with the options the config gives it
+(``evaluation.evaluators.top_k: {k: 3}`` -> ``TopKAccuracy(k=3)``) and calls it:
+
+* an :class:`Evaluator` maps ``(y_true, y_pred, proba)`` of one split to named numbers;
+  mnistfw stores them in ``metrics.json`` as ``<split>/<name>``;
+* a :class:`Visualizer` gets the finished run as :class:`RunArtifacts` and writes PNG files
+  into ``run.plots_dir``, returning their paths.
+
+The built-in plugins use exactly this contract.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Union
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from mnistfw.backends.base import Backend
+    from mnistfw.data.dataset import Dataset
+
+#: A metric value: a number, or a nested list of numbers (e.g. a confusion matrix).
+MetricValue = Union[float, int, list]
+
+
+@dataclass
+class SplitPredictions:
+    """A model's output on one split."""
+
+    y_true: np.ndarray  #: int labels, shape (n,)
+    y_pred: np.ndarray  #: predicted labels, shape (n,)
+    proba: np.ndarray  #: class probabilities, shape (n, n_classes), rows sum to 1
+
+
+@dataclass
+class RunArtifacts:
+    """Everything a visualizer may draw from; fields a run lacks are ``None``/empty."""
+
+    run_dir: Path
+    plots_dir: Path
+    data: Dataset | None = None
+    predictions: dict[str, SplitPredictions] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    model: Backend | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    config: Mapping[str, Any] = field(default_factory=dict)
+    sweep: Any = None  #: an ``optuna.Study`` when drawn for a sweep
+
+
+class Evaluator(ABC):
+    """Computes metrics from one split's labels, predictions and probabilities."""
+
+    #: Which splits to evaluate by default.
+    splits: ClassVar[tuple[str, ...]] = ("val", "test")
+
+    @abstractmethod
+    def evaluate(self, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray) -> dict[str, MetricValue]:
+        """Return ``{metric_name: value}``; names are prefixed with the split by mnistfw."""
+
+
+class Visualizer(ABC):
+    """Draws one or more PNG files of a finished run."""
+
+    @abstractmethod
+    def draw(self, run: RunArtifacts) -> list[Path]:
+        """Write files into ``run.plots_dir`` and return their paths (empty if not applicable)."""
+
+
+def save_figure(fig: Figure, path: Path, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG atomically (temporary file, then rename) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
