@@ -1,0 +1,5 @@
+"""PyTorch Lightning MLP backend (``model=lightning_mlp``)."""
+
+from mnistfw.backends.lightning_mlp.backend import LightningMLPBackend
+
+__all__ = ["LightningMLPBackend"]

@@ -1,0 +1,188 @@
+"""The network, the LightningModule and the in-memory batch iterator (imports torch)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from mnistfw.backends.base import EpochCallback, epoch_metrics
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "selu": nn.SELU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "sigmoid": nn.Sigmoid,
+    "leaky_relu": nn.LeakyReLU,
+}
+
+
+def build_mlp(
+    n_features: int, n_classes: int, hidden: list[int], activation: str, batch_norm: bool, dropout: float
+) -> nn.Sequential:
+    """``Linear -> [BatchNorm] -> activation -> [Dropout]`` per hidden layer, then a linear output.
+
+    SELU layers use AlphaDropout and LeCun-normal initialisation (self-normalising networks).
+    """
+    layers: list[nn.Module] = []
+    width = n_features
+    for units in hidden:
+        linear = nn.Linear(width, units)
+        if activation == "selu":
+            nn.init.kaiming_normal_(linear.weight, nonlinearity="linear")
+            nn.init.zeros_(linear.bias)
+        layers.append(linear)
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(units))
+        layers.append(_ACTIVATIONS[activation]())
+        if dropout > 0:
+            layers.append(nn.AlphaDropout(dropout) if activation == "selu" else nn.Dropout(dropout))
+        width = units
+    layers.append(nn.Linear(width, n_classes))
+    return nn.Sequential(*layers)
+
+
+class TensorBatches:
+    """Whole batches sliced from in-memory tensors, reshuffled each epoch (no per-sample Dataset)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+        self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return (len(self.y) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        x, y = self.x, self.y
+        if self.shuffle:
+            order = torch.randperm(len(y), generator=self.generator)
+            x, y = x[order], y[order]
+        for start in range(0, len(y), self.batch_size):
+            yield x[start : start + self.batch_size], y[start : start + self.batch_size]
+
+
+class MLPModule(pl.LightningModule):
+    """An MLP classifier; reports per-epoch metrics through ``epoch_callback``."""
+
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: int,
+        hidden: list[int],
+        activation: str,
+        batch_norm: bool,
+        dropout: float,
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any],
+        max_epochs: int = 1,
+        steps_per_epoch: int = 1,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = build_mlp(n_features, n_classes, list(hidden), activation, batch_norm, dropout)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.epoch_callback: EpochCallback | None = None
+        self.history: list[dict[str, float]] = []
+        self._reset_train_sums()
+        self._val_proba: list[torch.Tensor] = []
+        self._val_true: list[torch.Tensor] = []
+        self._val_metrics: dict[str, float] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _reset_train_sums(self) -> None:
+        self._loss_sum = torch.zeros(())
+        self._correct = torch.zeros((), dtype=torch.long)
+        self._seen = 0
+
+    def on_train_epoch_start(self) -> None:
+        self._reset_train_sums()
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = self.loss_fn(logits, y)
+        with torch.no_grad():
+            self._loss_sum = self._loss_sum.to(loss.device) + loss.detach() * len(y)
+            self._correct = self._correct.to(loss.device) + (logits.argmax(1) == y).sum()
+            self._seen += len(y)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        self._val_proba.append(torch.softmax(self(x).float(), dim=1).cpu())
+        self._val_true.append(y.cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_true:
+            return
+        proba = torch.cat(self._val_proba).numpy()
+        y = torch.cat(self._val_true).numpy()
+        self._val_proba, self._val_true = [], []
+        self._val_metrics = epoch_metrics("val", y, proba)
+        self.log_dict(self._val_metrics, prog_bar=True)
+
+    def on_train_epoch_end(self) -> None:
+        seen = max(self._seen, 1)
+        metrics = {
+            "train/loss": float(self._loss_sum) / seen,
+            "train/accuracy": float(self._correct) / seen,
+            **self._val_metrics,
+            "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]),
+        }
+        self.log_dict({"train/loss": metrics["train/loss"], "train/accuracy": metrics["train/accuracy"]})
+        epoch = self.current_epoch + 1
+        self.history.append({"epoch": epoch, **metrics})
+        if self.epoch_callback is not None:
+            self.epoch_callback(epoch, metrics)
+
+    def configure_optimizers(self) -> Any:
+        opt_cfg, sched_cfg = self.hparams.optimizer, self.hparams.scheduler
+        params = self.parameters()
+        name, lr, wd = opt_cfg["name"], opt_cfg["lr"], opt_cfg["weight_decay"]
+        if name == "sgd":
+            opt = torch.optim.SGD(
+                params, lr=lr, momentum=opt_cfg["momentum"], nesterov=opt_cfg["nesterov"], weight_decay=wd
+            )
+        elif name == "adam":
+            opt = torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        elif name == "adamw":
+            opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+        else:
+            opt = torch.optim.RMSprop(params, lr=lr, momentum=opt_cfg["momentum"], weight_decay=wd)
+        kind = sched_cfg["name"]
+        if kind == "none":
+            return opt
+        epochs = max(int(self.hparams.max_epochs), 1)
+        if kind == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=sched_cfg["min_lr"])
+        elif kind == "step":
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=sched_cfg["step_size"], gamma=sched_cfg["gamma"])
+        elif kind == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=lr, epochs=epochs, steps_per_epoch=max(int(self.hparams.steps_per_epoch), 1)
+            )
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        else:
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, mode="max", factor=sched_cfg["gamma"], patience=sched_cfg["patience"]
+            )
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/accuracy"}}
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+def predict_proba(net: nn.Module, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """Softmax probabilities of ``net`` for float32 inputs ``x``, batched, on the CPU."""
+    net.eval()
+    out = []
+    with torch.inference_mode():
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        for start in range(0, len(xt), batch_size):
+            out.append(torch.softmax(net(xt[start : start + batch_size]), dim=1))
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)

@@ -1,0 +1,1 @@
+"""Console scripts: ``mnistfw-train``, ``mnistfw-eval``, ``mnistfw-predict``, ``mnistfw-plugins``."""

@@ -1,0 +1,1 @@
+"""Built-in evaluators (registered under the ``mnistfw.evaluators`` entry-point group)."""

@@ -1,0 +1,1 @@
+"""Built-in visualizers (registered under the ``mnistfw.visualizers`` entry-point group)."""
