@@ -5,11 +5,31 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish(tmp: Path | str, path: Path | str, directory: bool = False) -> None:
+    """Give a temporary file/folder normal permissions and rename it onto ``path`` atomically."""
+    os.chmod(tmp, (0o777 if directory else 0o666) & ~_umask())
+    os.replace(tmp, path)
+
+
+def dumps_json(obj: Any) -> str:
+    """Indented JSON in which lists of numbers (e.g. matrix rows) stay on one line."""
+    text = json.dumps(obj, indent=2, default=_json_default)
+    number_list = re.compile(r"\[\s*(-?[\d.eE+-]+(?:,\s*-?[\d.eE+-]+)*)\s*\]")
+    return number_list.sub(lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
 
 
 def write_json(path: Path | str, obj: Any) -> Path:
@@ -19,9 +39,8 @@ def write_json(path: Path | str, obj: Any) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=False, default=_json_default)
-            fh.write("\n")
-        os.replace(tmp, path)
+            fh.write(dumps_json(obj) + "\n")
+        publish(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -52,10 +71,10 @@ def atomic_directory(path: Path | str) -> Iterator[Path]:
         if path.exists():
             old = path.with_name(f".{path.name}-old-{os.getpid()}")
             os.replace(path, old)
-            os.replace(tmp, path)
+            publish(tmp, path, directory=True)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(tmp, path)
+            publish(tmp, path, directory=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

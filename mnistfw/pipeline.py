@@ -152,7 +152,7 @@ def train(cfg: DictConfig, run_dir: Path, extra_callback: EpochCallback | None =
                           else cfg.objective, "value": result},
             "metrics": metrics,
             "data": data.info.to_dict(),
-            "model": {"backend": backend.name, **({"details": backend.fit_details} if hasattr(backend, "fit_details") else {})},
+            "model": {"backend": backend.name, "details": getattr(backend, "fit_details", {})},
             "timings": timings,
             "history": history,
             "seed": int(cfg.seed),

@@ -82,6 +82,7 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Release external resources (e.g. a Spark session). Safe to call twice."""
+        return None
 
 
 @dataclass

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from mnistfw.data.dataset import Dataset
 
 #: A metric value: a number, or a nested list of numbers (e.g. a confusion matrix).
-MetricValue = Union[float, int, list]
+MetricValue = Union[float, int, list]  # noqa: UP007 - a runtime alias, kept valid on Python 3.9
 
 
 @dataclass
@@ -88,13 +88,15 @@ def save_figure(fig: Figure, path: Path, dpi: int = 110) -> Path:
     """Save a matplotlib figure as PNG atomically (temporary file, then rename) and close it."""
     import matplotlib.pyplot as plt
 
+    from mnistfw.io import publish
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         plt.close(fig)
         if os.path.exists(tmp):

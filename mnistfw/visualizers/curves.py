@@ -16,6 +16,7 @@ class LearningCurves(Visualizer):
         if not history:
             return []
         plt = pyplot()
+        from matplotlib.ticker import MaxNLocator
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         epochs = [h["epoch"] for h in history]
         step_label = "iteration" if run.model is not None and run.model.name == "spark_mlp" else "epoch"
@@ -26,6 +27,7 @@ class LearningCurves(Visualizer):
                 if points:
                     xs, ys = zip(*points)
                     ax.plot(xs, ys, style, markersize=3, label=split)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel(step_label)
             ax.set_ylabel(metric)
             ax.set_title(metric)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ class LightningMLPBackend(Backend):
 
         from mnistfw.backends.lightning_mlp.module import MLPModule, TensorBatches
 
+        _quiet_lightning()
         mc, tc = self.model_cfg, self.cfg.trainer
         seed = int(self.cfg.seed)
         pl.seed_everything(seed, workers=True, verbose=False)
@@ -71,7 +73,7 @@ class LightningMLPBackend(Backend):
             logger=self._loggers(),
             default_root_dir=str(self.run_dir) if self.run_dir else None,
             enable_model_summary=False,
-            **self._trainer_kwargs(),
+            **{**self._trainer_kwargs(), "log_every_n_steps": min(int(tc.get("log_every_n_steps", 50)), len(train))},
         )
         ckpt_path = self.cfg.get("ckpt_path")
         if ckpt_path:
@@ -190,6 +192,14 @@ class LightningMLPBackend(Backend):
         if self.net is None:
             return None
         return self.net[0].weight.detach().cpu().numpy().T.copy()
+
+
+def _quiet_lightning() -> None:
+    """Drop Lightning's start-up chatter (tips, "GPU available: False") and known-noise warnings."""
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
 def _check_checkpoint(path: Path) -> None:

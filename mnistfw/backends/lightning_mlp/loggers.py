@@ -21,7 +21,9 @@ def build_loggers(logger_cfg: Any) -> list[Any]:
         if package and importlib.util.find_spec(package) is None:
             raise ConfigError(f"logger={name} needs the '{package}' package; pip install 'mnistfw[{name}]'")
         if name == "csv":
-            result.append(loggers.CSVLogger(save_dir=opts.get("save_dir", "."), name=opts.get("name", "csv"), version=""))
+            result.append(
+                loggers.CSVLogger(save_dir=opts.get("save_dir", "."), name=opts.get("name", "csv"), version="")
+            )
         elif name == "tensorboard":
             result.append(
                 loggers.TensorBoardLogger(save_dir=opts.get("save_dir", "."), name=opts.get("name", "tb"), version="")
