@@ -47,7 +47,9 @@ class MisclassifiedGallery(Visualizer):
         cols = int(np.ceil(np.sqrt(len(shown))))
         rows = int(np.ceil(len(shown) / cols))
         plt = pyplot()
-        fig, axes = plt.subplots(rows, cols, figsize=(1.35 * cols, 1.55 * rows + 0.4), squeeze=False)
+        fig, axes = plt.subplots(
+            rows, cols, figsize=(1.35 * cols, 1.55 * rows + 0.4), squeeze=False, layout="constrained"
+        )
         for ax, i in zip(axes.ravel(), shown):
             ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=255)
             p = pred.proba[i, pred.y_pred[i]]

@@ -42,7 +42,9 @@ class FirstLayerWeights(Visualizer):
         cols = math.ceil(math.sqrt(units))
         rows = math.ceil(units / cols)
         plt = pyplot()
-        fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols, 1.1 * rows + 0.5), squeeze=False)
+        fig, axes = plt.subplots(
+            rows, cols, figsize=(1.1 * cols, 1.1 * rows + 0.5), squeeze=False, layout="constrained"
+        )
         # A linear model's columns are the classes themselves (it says so): label them.
         labelled = (
             run.data is not None
