@@ -431,6 +431,8 @@ def test_fashion_never_falls_back_to_digits(tmp_path: Path) -> None:
     cfg = DataConfig(name="fashion_mnist", source="auto", dir=str(tmp_path), mirrors=[_closed_port_url()])
     with pytest.raises(DataError, match="Fashion-MNIST data not found"):
         load_dataset(cfg, seed=0)
+    with pytest.raises(ConfigError, match="cannot stand in for Fashion-MNIST"):
+        load_dataset(DataConfig(name="fashion_mnist", source="sample"), seed=0)
 
 
 # --------------------------------------------------------------------------- bundled sample

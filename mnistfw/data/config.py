@@ -15,6 +15,7 @@ from mnistfw.config.validation import require
 SOURCES = ("auto", "full", "sample", "csv")
 
 _AMOUNT_HELP = "a count (positive integer, e.g. 5000), a fraction in (0, 1) (e.g. 0.1) or null"
+_VAL_HELP = "a count (positive integer, e.g. 5000) or a fraction in (0, 1) (e.g. 0.1)"
 
 
 def is_fraction(value: Any) -> bool:
@@ -50,8 +51,10 @@ class SplitConfig:
     def __post_init__(self) -> None:
         for key in ("train", "val", "test"):
             value = getattr(self, key)
-            require(_valid_amount(value), f"split.{key}", f"must be {_AMOUNT_HELP}; got {value!r}")
-        require(self.val is not None, "split.val", f"must be {_AMOUNT_HELP.removesuffix(' or null')}")
+            if key == "val":  # a validation set is always needed (early stopping, pruning, objective)
+                require(value is not None and _valid_amount(value), "split.val", f"must be {_VAL_HELP}; got {value!r}")
+            else:
+                require(_valid_amount(value), f"split.{key}", f"must be {_AMOUNT_HELP}; got {value!r}")
         fractions = [v for v in (self.train, self.val, self.test) if is_fraction(v)]
         total = sum(fractions)
         if self.train is None:

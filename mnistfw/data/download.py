@@ -186,7 +186,7 @@ def locate_files(
             for folder in created:  # leave no empty folders behind
                 with contextlib.suppress(OSError):
                     folder.rmdir()
-            why = "; ".join(f"{reason} ({', '.join(dict.fromkeys(hosts))})" for reason, hosts in failures.items())
+            why = "; ".join(f"{reason} for {', '.join(dict.fromkeys(hosts))}" for reason, hosts in failures.items())
             raise DataUnavailable(f"{fname} missing; download failed: {why or 'no mirror left to try'}")
     return found, notes
 
@@ -207,7 +207,14 @@ def _fetch(url: str, directory: Path, fname: str, sha256: str) -> None:
 
     directory.mkdir(parents=True, exist_ok=True)
     downloader = pooch.HTTPDownloader(progressbar=sys.stderr.isatty(), timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
-    pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=fname, path=directory, downloader=downloader)
+    log.info("Downloading %s into %s", url, directory)
+    pooch_log = pooch.get_logger()  # pooch prints its own line to stderr: ours goes to the run log
+    level = pooch_log.level
+    pooch_log.setLevel(logging.WARNING)
+    try:
+        pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=fname, path=directory, downloader=downloader)
+    finally:
+        pooch_log.setLevel(level)
 
 
 def _describe(exc: BaseException) -> tuple[str, bool]:

@@ -57,6 +57,12 @@ def load_dataset(cfg: DataConfig | Any, seed: int) -> Dataset:
     if cfg.source == "csv":
         raw = _from_csv(cfg)
     elif cfg.source == "sample":
+        spec = DATASETS.get(cfg.name)
+        if spec is not None and not spec.has_sample:
+            raise ConfigError(
+                f"data.source: sample is the bundled MNIST digits sample and cannot stand in for {spec.title}; "
+                f"use source=full or data=mnist_sample"
+            )
         raw = _from_sample()
     else:
         raw, split_cfg = _from_idx_or_fallback(cfg)
