@@ -92,15 +92,15 @@ def _from_idx_or_fallback(cfg: DataConfig) -> tuple[_Raw, SplitConfig]:
     except DataUnavailable as exc:
         reason = str(exc)
         if cfg.source == "full" or spec is None or not spec.has_sample:
-            fallback = (
-                "or use data.source=auto to fall back to the bundled 5,000-image sample"
-                if cfg.source == "full" and spec is not None and spec.has_sample
-                else "or use data=mnist_sample"
+            hint = (
+                "; or use data.source=auto to fall back to the bundled 5,000-image sample"
+                if spec is not None and spec.has_sample
+                else ""
             )
             raise DataError(
                 f"{title} data not found in {directory} and not downloadable ({reason}). "
                 f"Put the four IDX files there (or point data.dir / MNISTFW_DATA_DIR at a folder that "
-                f"has them), allow network access for the download, {fallback}"
+                f"has them) or allow network access for the download{hint}"
             ) from None
     # source=auto and the set is MNIST: fall back to the bundled sample.
     split_cfg = cfg.split
@@ -108,7 +108,7 @@ def _from_idx_or_fallback(cfg: DataConfig) -> tuple[_Raw, SplitConfig]:
     if any(isinstance(v, int) for v in (split_cfg.train, split_cfg.val, split_cfg.test)):
         split_cfg = SAMPLE_SPLIT
         split_note = (
-            f" The split counts do not fit the sample, so it is split like data=mnist_sample "
+            f" The configured split counts are meant for the full set, so the sample is split like data=mnist_sample "
             f"(val {SAMPLE_SPLIT.val:g}, test {DEFAULT_TEST_FRACTION:g}, train the rest)."
         )
     message = (
