@@ -57,9 +57,10 @@ class ReliabilityDiagram(Visualizer):
             2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
         )
         ax.bar(centers[filled], accuracy[filled], width=width, edgecolor="black", label="accuracy")
+        gap_low = np.minimum(mean_conf, accuracy)[filled]
         ax.bar(
-            centers[filled], (mean_conf - accuracy)[filled], bottom=accuracy[filled], width=width,
-            color="tab:red", alpha=0.35, label="gap to confidence",
+            centers[filled], np.abs(mean_conf - accuracy)[filled], bottom=gap_low, width=width,
+            facecolor=(0.84, 0.15, 0.16, 0.25), edgecolor="tab:red", hatch="//", label="gap to mean confidence",
         )
         ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
         ax.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
