@@ -27,12 +27,17 @@ def active_trial() -> Any:
 def pruning_hook(objective: str) -> Callable[[int, Mapping[str, float]], None] | None:
     """An ``on_epoch_end`` callback reporting ``metrics[objective]`` to the active trial.
 
-    Returns None when no trial is active. Epochs whose metrics lack the objective are not
-    reported (the backend cannot measure it per epoch).
+    Returns None when no trial is active or the study has several objectives (Optuna prunes
+    single-objective studies only). Epochs whose metrics lack the objective are not reported
+    (the backend cannot measure it per epoch).
     """
     trial = active_trial()
     if trial is None:
         return None
+    study = getattr(trial, "study", None)
+    if study is not None and len(study.directions) > 1:
+        return None  # Optuna cannot prune multi-objective trials
+
 
     def report(epoch: int, metrics: Mapping[str, float]) -> None:
         import optuna

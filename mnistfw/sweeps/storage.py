@@ -1,0 +1,184 @@
+"""Where a study lives: ``hydra.sweeper.storage`` turned into an Optuna storage.
+
+Accepted values:
+
+* ``null`` - in memory (one process); with ``n_jobs > 1`` a journal file in the sweep folder
+  (``<sweep dir>/optuna_journal.log``) so the worker processes can share it;
+* any SQLAlchemy URL: ``sqlite:///outputs/study.db`` (relative to the current folder),
+  ``postgresql://user:pw@host/db``, ``mysql+pymysql://...`` -> ``RDBStorage``;
+* an Optuna journal file: ``journal:///abs/path/study.log``, ``journal://relative/study.log``,
+  or a plain path ending in ``.log``, ``.jsonl`` or ``.journal`` ->
+  ``JournalStorage(JournalFileBackend(path))``;
+* a mapping with ``_target_`` (e.g. ``optuna.storages.RDBStorage`` with ``engine_kwargs``).
+
+A :class:`StorageSpec` is plain data, so worker processes can open their own connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mnistfw.errors import ConfigError
+
+MEMORY, RDB, JOURNAL, TARGET = "memory", "rdb", "journal", "target"
+JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")
+
+
+@dataclass
+class StorageSpec:
+    """A resolved storage: its kind, location and how to show it in logs."""
+
+    kind: str
+    #: RDB: the SQLAlchemy URL (SQLite paths made absolute); journal: the absolute file path.
+    location: str = ""
+    #: For ``_target_`` storages: the mapping to instantiate.
+    target: dict[str, Any] = field(default_factory=dict)
+    #: What the user wrote (passwords hidden), for messages.
+    shown: str = "in memory"
+
+    @property
+    def persistent(self) -> bool:
+        """True when the study outlives the process (and can be shared and resumed)."""
+        return self.kind != MEMORY
+
+    def open(self) -> Any:
+        """A fresh Optuna storage object (call once per process)."""
+        import optuna
+
+        if self.kind == MEMORY:
+            return optuna.storages.InMemoryStorage()
+        if self.kind == JOURNAL:
+            from optuna.storages import JournalStorage
+            from optuna.storages.journal import JournalFileBackend
+
+            Path(self.location).parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(self.location))
+        if self.kind == RDB:
+            kwargs: dict[str, Any] = {}
+            if self.location.startswith("sqlite"):
+                # Several worker processes write one SQLite file: wait for its lock, don't fail.
+                kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
+            return optuna.storages.RDBStorage(self.location, **kwargs)
+        from hydra.utils import instantiate
+
+        return instantiate(self.target, _convert_="all")
+
+    def lock_path(self, study_name: str) -> Path | None:
+        """A per-machine lock file shared by every process working on this study, or None."""
+        if not self.persistent:
+            return None
+        key = f"{self.kind}|{self.location}|{sorted(self.target.items())}|{study_name}"
+        digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"mnistfw-optuna-{digest}.lock"
+
+
+def _hide_password(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only for display
+        return url
+
+
+def resolve_storage(value: Any, n_jobs: int, sweep_dir: Path) -> StorageSpec:
+    """Interpret ``hydra.sweeper.storage`` (see the module docstring)."""
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value, resolve=True)
+    if value is None or value == "":
+        if n_jobs > 1:
+            path = (Path(sweep_dir) / "optuna_journal.log").absolute()
+            return StorageSpec(JOURNAL, str(path), shown=f"journal file {path} (n_jobs > 1 needs a shared storage)")
+        return StorageSpec(MEMORY)
+    if isinstance(value, dict):
+        if "_target_" not in value:
+            raise ConfigError("hydra.sweeper.storage: a mapping needs _target_, e.g. optuna.storages.RDBStorage")
+        return StorageSpec(TARGET, target=dict(value), shown=str(value.get("url", value["_target_"])))
+    if not isinstance(value, str):
+        raise ConfigError(f"hydra.sweeper.storage: expected a URL or a file path, got {value!r}")
+    text = value.strip()
+    if text.startswith("journal://"):
+        raw = text[len("journal://"):]
+        if not raw:
+            raise ConfigError("hydra.sweeper.storage: journal:// needs a file path, e.g. journal:///tmp/study.log")
+        path = Path(raw).expanduser().absolute()
+        return StorageSpec(JOURNAL, str(path), shown=f"journal file {path}")
+    if "://" not in text:
+        if text.lower().endswith(JOURNAL_SUFFIXES):
+            path = Path(text).expanduser().absolute()
+            return StorageSpec(JOURNAL, str(path), shown=f"journal file {path}")
+        raise ConfigError(
+            f"hydra.sweeper.storage: '{text}' is neither a database URL (sqlite:///study.db, "
+            "postgresql://...) nor a journal file (journal:///path/study.log or a path ending in .log)"
+        )
+    if text.startswith("sqlite:///"):
+        raw = text[len("sqlite:///"):]
+        path_part, sep, query = raw.partition("?")
+        if path_part and path_part != ":memory:":
+            path = Path(path_part).expanduser().absolute()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{path}" + (sep + query if sep else "")
+            return StorageSpec(RDB, url, shown=text)
+    return StorageSpec(RDB, text, shown=_hide_password(text))
+
+
+@contextlib.contextmanager
+def study_lock(path: Path | None) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (shared by processes on this machine); no-op for None.
+
+    Workers take it around "count the trials, then ask for a new one", so processes on one
+    machine never start more than ``n_trials`` trials between them.
+    """
+    if path is None:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no cross-process lock; see the README on overshoot
+        yield
+        return
+    with open(path, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def machine_id() -> str:
+    """This machine: host name plus boot id, so a reused host name after a reboot differs."""
+    import socket
+
+    boot = ""
+    with contextlib.suppress(OSError):
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    return f"{socket.gethostname()}/{boot}" if boot else socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    # A killed child that its parent has not reaped yet is a zombie: as good as dead.
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
