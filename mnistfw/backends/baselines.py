@@ -11,6 +11,7 @@ Both save a ``baseline.npz`` (read back with ``allow_pickle=False``) and report 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -115,14 +116,29 @@ class LogRegConfig:
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    #: BLAS threads while training (null: the library's default). The matrices are small, and
+    #: one thread is fastest: on 2 busy cores it is ~30x faster than two threads fighting.
+    num_threads: int | None = 1
 
     def __post_init__(self) -> None:
+        require(self.num_threads is None or self.num_threads >= 1, "num_threads", "must be >= 1 or null")
         require(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
         require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         require(self.optimizer in ("sgd", "adam"), "optimizer", f"must be sgd or adam, got {self.optimizer!r}")
         require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
         require(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
         require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+
+
+def _blas_threads(n: int | None) -> contextlib.AbstractContextManager[Any]:
+    """Limit the BLAS thread pool to ``n`` threads inside the block (no-op for None)."""
+    if n is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # comes with scikit-learn; without it, leave the defaults
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -156,6 +172,10 @@ class LogRegBackend(Backend):
         self.bias = bias
 
     def fit(self, data: Dataset, on_epoch_end: EpochCallback) -> History:
+        with _blas_threads(self.params.num_threads):  # type: ignore[union-attr]
+            return self._fit(data, on_epoch_end)
+
+    def _fit(self, data: Dataset, on_epoch_end: EpochCallback) -> History:
         p: LogRegConfig = self.params  # type: ignore[assignment]
         rng = np.random.default_rng(self.seed)
         x, y = np.ascontiguousarray(data.train.x, dtype=np.float32), data.train.y.astype(np.int64)
