@@ -38,7 +38,6 @@ log = logging.getLogger("mnistfw.sweep")
 
 OWNER = "mnistfw:owner"
 HEARTBEAT = "mnistfw:heartbeat"
-SESSION = "mnistfw:session"
 LOST = "mnistfw:lost"
 
 #: Why a worker stopped.
@@ -168,7 +167,8 @@ def count_trials(study: Any, session: str) -> Counts:
             counts.finished += 1
         elif t.state == TrialState.RUNNING:
             counts.running += 1
-        if t.system_attrs.get(SESSION) != session or t.system_attrs.get(LOST):
+        owner = t.system_attrs.get(OWNER)
+        if not isinstance(owner, dict) or owner.get("session") != session or t.system_attrs.get(LOST):
             continue
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
             counts.session_ended += 1
@@ -469,10 +469,9 @@ def run_worker(plan: SweepPlan, job: JobContext, worker_index: int = 0, seed_off
                 return TIMEOUT
             if counts.finished + counts.running < plan.n_trials:
                 trial = study.ask()
-                stamp = {"host": host, "pid": os.getpid(), "worker": worker_index, "started": time.time()}
+                stamp = {"host": host, "pid": os.getpid(), "worker": worker_index, "started": time.time(),
+                         "session": plan.session}
                 study._storage.set_trial_system_attr(trial._trial_id, OWNER, stamp)
-                study._storage.set_trial_system_attr(trial._trial_id, HEARTBEAT, time.time())
-                study._storage.set_trial_system_attr(trial._trial_id, SESSION, plan.session)
         if trial is None:
             # The last trials are running elsewhere; wait in case one of them is lost.
             if not waited:

@@ -245,40 +245,47 @@ def build_search_space(
     arguments: Sequence[str] = (),
     list_params: Mapping[str, Any] | None = None,
 ) -> SearchSpace:
-    """Combine ``hydra.sweeper.params``, the command-line ``arguments`` and ``list_params``.
+    """Combine ``hydra.sweeper.params``, ``hydra.sweeper.list_params`` and the command-line ``arguments``.
 
-    Later entries win over earlier ones for the same key, so ``model.lr=0.01`` on the command
-    line fixes a parameter that the config searches, and ``model.lr='interval(..)'`` with
-    ``-m`` searches one the config fixes.
+    Later entries win over earlier ones for the same key (in that order), so ``model.lr=0.01``
+    on the command line fixes a parameter that the config searches, and
+    ``model.lr='interval(..)'`` with ``-m`` searches one the config fixes.
     """
     entries: dict[str, tuple[str, Any]] = {}
-    lines = [(_override_text(str(k), v), f"hydra.sweeper.params.{k}") for k, v in (params or {}).items()]
-    lines += [(str(a), f"command-line override '{a}'") for a in arguments]
-    for text, where in lines:
-        override = _parse_one(text, where)
-        key = override.get_key_element()
-        entries.pop(key, None)  # re-insert so the latest position counts too
-        if override.is_sweep_override():
-            if override.value_type is not None and override.value_type.name == "GLOB_CHOICE_SWEEP":
-                raise ConfigError(f"{where}: glob() sweeps are not supported by the Optuna sweeper; "
-                                  "list the options with choice(...)")
-            entries[key] = ("param", _param_from_override(key, override))
-        else:
-            entries[key] = ("fixed", override.input_line)
+
+    def put(key: str, entry: tuple[str, Any]) -> None:
+        bare = key.lstrip("+~")
+        entries.pop(bare, None)  # re-insert so the latest position counts too
+        entries[bare] = entry
+
+    for k, v in (params or {}).items():
+        _add_line(put, _override_text(str(k), v), f"hydra.sweeper.params.{k}")
+    for k, spec in (list_params or {}).items():
+        put(str(k), ("list", _list_param(str(k), spec)))
+    for a in arguments:
+        _add_line(put, str(a), f"command-line override '{a}'")
 
     space = SearchSpace()
     for key, (kind, payload) in entries.items():
         if kind == "param":
             space.params[key] = payload
+        elif kind == "list":
+            space.list_params[key] = payload
         else:
             space.fixed.append(payload)
-    for key, spec in (list_params or {}).items():
-        key = str(key)
-        if key in space.params:
-            space.params.pop(key)
-        space.fixed = [f for f in space.fixed if _parse_one(f, key).get_key_element() != key]
-        space.list_params[key] = _list_param(key, spec)
     return space
+
+
+def _add_line(put: Callable[[str, tuple[str, Any]], None], text: str, where: str) -> None:
+    override = _parse_one(text, where)
+    key = override.get_key_element()
+    if override.is_sweep_override():
+        if override.value_type is not None and override.value_type.name == "GLOB_CHOICE_SWEEP":
+            raise ConfigError(f"{where}: glob() sweeps are not supported by the Optuna sweeper; "
+                              "list the options with choice(...)")
+        put(key, ("param", _param_from_override(key.lstrip("+~"), override)))
+    else:
+        put(key, ("fixed", override.input_line))
 
 
 def _list_param(key: str, spec: Any) -> ListParam:

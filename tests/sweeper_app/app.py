@@ -1,0 +1,54 @@
+"""A tiny Hydra app swept by the mnistfw Optuna sweeper in the tests (no training, fast).
+
+Its task mimics a training run: for ``epochs`` steps it reports a score through the same
+pruning hook as the pipeline, then returns it. ``fail_if`` makes chosen trials raise and
+``sleep`` keeps a trial running long enough to be killed; ``multi`` returns two objectives.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+
+def score(cfg: DictConfig, epoch: int) -> float:
+    """A smooth function of the parameters that grows with the epoch."""
+    x, y = float(cfg.x), float(cfg.y)
+    width = sum(cfg.hidden) / 1000.0
+    base = 1.0 - (x - 0.3) ** 2 - (y - 2) ** 2 / 10 + 0.05 * width + (0.02 if cfg.act == "relu" else 0.0)
+    return base * (1 - math.exp(-(epoch + 1) / 2))
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> Any:
+    from hydra.core.hydra_config import HydraConfig
+
+    from mnistfw.sweeps.trial import pruning_hook
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if cfg.fail_if is not None and str(cfg.act) == str(cfg.fail_if):
+        raise ValueError(f"act={cfg.act} is a bad combination")
+    hook = pruning_hook(cfg.objective if isinstance(cfg.objective, str) else cfg.objective[0])
+    value = 0.0
+    for epoch in range(int(cfg.epochs)):
+        value = score(cfg, epoch)
+        with (run_dir / "epochs.txt").open("a") as fh:
+            fh.write(f"{epoch}\n")
+        if cfg.sleep:
+            time.sleep(float(cfg.sleep))
+        if hook is not None:
+            hook(epoch, {"val/score": value})
+    if cfg.nan:
+        return float("nan")
+    if cfg.multi:
+        return [value, float(cfg.x)]
+    return value
+
+
+if __name__ == "__main__":
+    main()
