@@ -73,6 +73,7 @@ class LightningMLPBackend(Backend):
             logger=self._loggers(),
             default_root_dir=str(self.run_dir) if self.run_dir else None,
             enable_model_summary=False,
+            enable_checkpointing=self.run_dir is not None,
             **{**self._trainer_kwargs(), "log_every_n_steps": min(int(tc.get("log_every_n_steps", 50)), len(train))},
         )
         ckpt_path = self.cfg.get("ckpt_path")
@@ -111,7 +112,9 @@ class LightningMLPBackend(Backend):
         from mnistfw.backends.lightning_mlp.callbacks import SaveOnInterrupt
 
         mc = self.model_cfg
-        callbacks: list[Any] = [TQDMProgressBar(refresh_rate=20)]
+        callbacks: list[Any] = []
+        if self.cfg.trainer.get("enable_progress_bar", True):
+            callbacks.append(TQDMProgressBar(refresh_rate=20))
         if self.run_dir is not None:
             ckpt_dir = self.run_dir / "checkpoints"
             callbacks.append(

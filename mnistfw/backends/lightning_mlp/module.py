@@ -96,6 +96,12 @@ class MLPModule(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        # Batches are already CPU tensors: skip Lightning's generic (and per-step costly) traversal.
+        if device.type == "cpu":
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def _reset_train_sums(self) -> None:
         self._loss_sum = torch.zeros(())
         self._correct = torch.zeros((), dtype=torch.long)

@@ -1,0 +1,148 @@
+"""Lightning backend vs a hand-written PyTorch loop, and the default config end to end.
+
+    MNISTFW_DATA_DIR=../shared/data python benchmarks/bench_lightning.py [--epochs 3] [--skip-cli]
+
+Part 1 trains the same MLP (the default config's layers, batch size and optimiser) on full
+MNIST with (a) a plain PyTorch loop over pre-shuffled tensor slices and (b) mnistfw's
+Lightning backend, validating once per epoch in both, and prints seconds per epoch and
+their ratio. Part 2 runs ``mnistfw-train`` with the default config and prints its wall time
+and test accuracy from ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def load_full_mnist(data_root: Path):  # type: ignore[no-untyped-def]
+    from mnistfw.data.config import DataConfig
+    from mnistfw.data.pipeline import load_dataset
+
+    return load_dataset(DataConfig(source="full", dir=str(data_root / "mnist"), download=False), seed=42)
+
+
+def default_config():  # type: ignore[no-untyped-def]
+    from hydra import compose, initialize_config_dir
+
+    from mnistfw.config.location import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose("train", overrides=["logger=none", "trainer.enable_progress_bar=false"])
+
+
+def hand_loop_epochs(data, cfg, epochs: int) -> tuple[list[float], float]:  # type: ignore[no-untyped-def]
+    import torch
+
+    from mnistfw.backends.lightning_mlp.module import build_mlp
+
+    torch.manual_seed(0)
+    m = cfg.model
+    net = build_mlp(data.info.n_features, 10, list(m.hidden), m.activation, m.batch_norm, m.dropout)
+    opt = torch.optim.Adam(net.parameters(), lr=m.optimizer.lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x, y = torch.from_numpy(data.train.x), torch.from_numpy(data.train.y)
+    xv, yv = torch.from_numpy(data.val.x), torch.from_numpy(data.val.y)
+    bs = int(m.batch_size)
+    times, acc = [], 0.0
+    for _ in range(epochs):
+        start = time.perf_counter()
+        net.train()
+        order = torch.randperm(len(y))
+        xs, ys = x[order], y[order]
+        for i in range(0, len(ys), bs):
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(xs[i : i + bs]), ys[i : i + bs])
+            loss.backward()
+            opt.step()
+        net.eval()
+        with torch.inference_mode():
+            acc = float((torch.cat([net(xv[i : i + 1024]) for i in range(0, len(yv), 1024)]).argmax(1) == yv)
+                        .float().mean())
+        times.append(time.perf_counter() - start)
+    return times, acc
+
+
+def lightning_epochs(data, cfg, epochs: int) -> tuple[list[float], float]:  # type: ignore[no-untyped-def]
+    from omegaconf import open_dict
+
+    from mnistfw.backends.lightning_mlp import LightningMLPBackend
+
+    with open_dict(cfg):
+        cfg.trainer.max_epochs = epochs
+        cfg.model.scheduler.name = "none"
+    stamps: list[float] = []
+    start = [0.0]
+
+    def on_epoch_end(epoch, metrics):  # type: ignore[no-untyped-def]
+        stamps.append(time.perf_counter())
+
+    backend = LightningMLPBackend(cfg, run_dir=None)
+    start[0] = time.perf_counter()
+    history = backend.fit(data, on_epoch_end)
+    times = [b - a for a, b in zip([start[0], *stamps[:-1]], stamps)]
+    return times, history[-1]["val/accuracy"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--skip-cli", action="store_true", help="only the per-epoch comparison")
+    args = parser.parse_args()
+    data_root = Path(os.environ.get("MNISTFW_DATA_DIR", REPO.parent / "shared" / "data"))
+    if not (data_root / "mnist").is_dir():
+        sys.exit(f"full MNIST not found in {data_root / 'mnist'}; set MNISTFW_DATA_DIR")
+
+    import torch
+
+    data = load_full_mnist(data_root)
+    cfg = default_config()
+    print(f"data: train {len(data.train)} val {len(data.val)} test {len(data.test)}; "
+          f"model {list(cfg.model.hidden)} {cfg.model.activation} batch {cfg.model.batch_size}; "
+          f"torch {torch.__version__} threads {torch.get_num_threads()}")
+    # Warm-up so neither side pays first-touch costs, then alternate to share the machine's noise.
+    hand_loop_epochs(data, cfg, 1)
+    hand_t, hand_acc = hand_loop_epochs(data, cfg, args.epochs)
+    light_t, light_acc = lightning_epochs(data, cfg, args.epochs + 1)
+    light_t = light_t[1:]  # the first epoch includes Trainer start-up
+    hand2_t, _ = hand_loop_epochs(data, cfg, args.epochs)
+    hand_med = statistics.median(hand_t + hand2_t)
+    light_med = statistics.median(light_t)
+    print(f"{'':28s}{'s/epoch (median)':>18s}{'epochs':>8s}{'val acc':>9s}")
+    print(f"{'hand-written PyTorch loop':28s}{hand_med:18.3f}{len(hand_t + hand2_t):8d}{hand_acc:9.4f}")
+    print(f"{'mnistfw Lightning backend':28s}{light_med:18.3f}{len(light_t):8d}{light_acc:9.4f}")
+    print(f"ratio Lightning / hand loop: {light_med / hand_med:.3f}  (target <= 1.10)")
+
+    if args.skip_cli:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "MNISTFW_DATA_DIR": str(data_root)}
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "mnistfw-train"), f"paths.log_dir={tmp}",
+             "trainer.enable_progress_bar=false"],
+            env=env, capture_output=True, text=True,
+        )
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            sys.exit(proc.stderr[-3000:])
+        metrics_file = next(Path(tmp).rglob("metrics.json"))
+        summary = json.loads(metrics_file.read_text())
+        m = summary["metrics"]
+        print(f"default config via mnistfw-train: wall {wall:.1f} s (fit {summary['timings']['fit_s']:.1f} s, "
+              f"load {summary['timings']['load_s']:.1f} s), epochs {len(summary['history'])}, "
+              f"test accuracy {m['test/accuracy']:.4f}, test f1 {m['test/f1']:.4f}  "
+              f"(targets: >= 0.980 in <= 60 s)")
+
+
+if __name__ == "__main__":
+    main()
