@@ -161,6 +161,40 @@ def test_eval_errors(workdir: Path, logreg_run: Path, tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
 
 
+class _Payload:
+    """Unpickling this runs ``touch <marker>``: a model file must never be unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _plant_payload(weights: Path, marker: Path) -> None:
+    """Replace a model's weights file by one that executes code when unpickled."""
+    if weights.suffix == ".npz":
+        with open(weights, "wb") as fh:
+            np.savez(fh, **{k: np.array([_Payload(marker)], dtype=object) for k in ("weights", "bias", "prior")})
+    else:
+        import torch
+
+        torch.save({"state": _Payload(marker)}, weights)
+
+
+def test_model_files_are_loaded_without_running_pickled_code(workdir: Path, logreg_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "tampered"
+    shutil.copytree(logreg_run, run)
+    marker = tmp_path / "pwned"
+    _plant_payload(run / "model" / "baseline.npz", marker)
+    for command, extra in (("mnistfw-eval", []), ("mnistfw-predict", [f"inputs={tmp_path}"])):
+        result, _ = _cli(workdir, command, f"tampered/{command}", f"run_dir={run}", *extra)
+        assert result.returncode == 2 and "baseline.npz" in result.stderr, result.stderr[-2000:]
+    assert not marker.exists()
+
+
 # --------------------------------------------------------------------------- mnistfw-predict
 
 
@@ -279,3 +313,14 @@ def test_eval_and_predict_work_for_every_backend(backend: str, workdir: Path, pi
     assert report["n_predicted"] == N_PICTURES and report["backend"] == backend
     assert report["timings"]["after_load_s"] < 5.0, report["timings"]
     assert _tree_digest(run) == before
+
+    # The backend's own weights file, replaced by one that runs code when unpickled, is refused.
+    tampered = workdir / "runs" / f"{backend}_tampered"
+    shutil.copytree(run, tampered)
+    weights = [p for p in (tampered / "model").iterdir() if p.suffix in (".npz", ".pt", ".ckpt")]
+    marker = workdir / f"pwned_{backend}"
+    if weights:
+        _plant_payload(weights[0], marker)
+        result, _ = _cli(workdir, "mnistfw-eval", f"evals/{backend}_tampered", f"run_dir={tampered}")
+        assert result.returncode == 2 and weights[0].name in result.stderr, result.stderr[-2000:]
+        assert not marker.exists()
