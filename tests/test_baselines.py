@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
 from omegaconf import OmegaConf
 
 from mnistfw.backends.base import MODEL_META_FILE, load_model, save_model
@@ -106,16 +105,5 @@ def test_newer_model_format_is_refused(sample: Dataset, tmp_path: Path) -> None:
         load_model(folder)
 
 
-@pytest.mark.parametrize("model", ["baseline_majority", "baseline_logreg"])
-def test_baseline_runs_through_mnistfw_train(model: str, tmp_path: Path) -> None:
-    result = run_cli(
-        "mnistfw-train", "data=mnist_sample", f"model={model}", "visualization=none",
-        "hydra.run.dir=run", cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert summary["model"]["backend"] == model
-    accuracy = summary["metrics"]["test/accuracy"]
-    assert (accuracy < 0.2) if model == "baseline_majority" else (accuracy > 0.85), accuracy
-    assert "test/f1" in summary["metrics"] and "test/confusion_matrix" in summary["metrics"]
-    assert (tmp_path / "run" / "model" / WEIGHTS_FILE).is_file()
+# Both baselines run through the installed mnistfw-train in
+# tests/test_experiments_keras_tf.py::test_tf_lifecycle_is_a_multirun_of_the_baselines.

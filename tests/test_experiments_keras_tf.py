@@ -84,7 +84,9 @@ def test_tf_lifecycle_is_a_multirun_of_the_baselines(tmp_path: Path) -> None:
     summaries = [json.loads((tmp_path / "lifecycle" / str(job) / "metrics.json").read_text()) for job in range(2)]
     assert [s["model"]["backend"] for s in summaries] == ["baseline_majority", "baseline_logreg"]
     assert summaries[0]["metrics"]["test/accuracy"] < 0.2 < summaries[1]["metrics"]["test/accuracy"]
-    for job in range(2):
+    for job, summary in enumerate(summaries):
+        assert {"test/f1", "test/confusion_matrix", "val/accuracy"} <= set(summary["metrics"])
+        assert (tmp_path / "lifecycle" / str(job) / "model" / "baseline.npz").is_file()
         assert png_ok(tmp_path / "lifecycle" / str(job) / "plots" / "class_distribution.png")
         assert png_ok(tmp_path / "lifecycle" / str(job) / "plots" / "misclassified_test.png")
 
