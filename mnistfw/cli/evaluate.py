@@ -3,7 +3,7 @@
 ::
 
     mnistfw-eval run_dir=outputs/train/runs/<date>_<time>
-    mnistfw-eval run_dir=... evaluation=minimal +visualization.visualizers.misclassified={}
+    mnistfw-eval run_dir=... evaluation=minimal +visualization.visualizers.data_distribution={}
     mnistfw-eval model_dir=<run>/model data=mnist_sample          # another data config
     mnistfw-eval run_dir=... evaluation.splits=[val,test]
 
