@@ -62,6 +62,16 @@ class SparkMLPBackend(Backend):
         #: What the run did: timings, iterations, BLAS, data transfer, tuning result.
         self.run_info: dict[str, Any] = {}
 
+    @property
+    def extra_metrics(self) -> dict[str, float]:
+        """Metrics the pipeline adds to ``metrics.json``: Spark's own evaluator on val/test."""
+        return dict(self.spark_metrics)
+
+    @property
+    def fit_details(self) -> dict[str, Any]:
+        """What the pipeline records as ``model.details`` in ``metrics.json`` (see :attr:`run_info`)."""
+        return dict(self.run_info)
+
     # -- session ---------------------------------------------------------------------------
     @property
     def spark(self) -> Any:
@@ -218,10 +228,10 @@ class SparkMLPBackend(Backend):
         return feature_stages(cfg.features, n_features, cfg.standardize, cfg.with_mean, cfg.with_std)
 
     def _step_metrics(
-        self, model: Any, train_eval: Any, y_train_eval: np.ndarray, val: Any, loss: float
+        self, model: Any, train_eval: Any, y_train_eval: np.ndarray, val: Any, loss: float | None
     ) -> dict[str, float]:
         """train/loss, train/accuracy (on the first ``train_eval_rows`` rows) and val/* of one step."""
-        metrics: dict[str, float] = {"train/loss": float(loss)}
+        metrics: dict[str, float] = {} if loss is None else {"train/loss": float(loss)}
         if train_eval is not None:
             proba = collect_proba(model.transform(train_eval), self.n_classes)
             metrics["train/accuracy"] = epoch_metrics("train", y_train_eval, proba)["train/accuracy"]
@@ -364,9 +374,7 @@ class SparkMLPBackend(Backend):
         k = min(cfg.train_eval_rows, len(data.train))
         train_eval = self._frame(data.train.x[:k], data.train.y[:k], "arrow") if k else None
         val = self._cache(val_df) if val_df is not None else None
-        metrics = self._step_metrics(
-            self._model, train_eval, data.train.y[:k], val, losses[-1] if losses else float("nan")
-        )
+        metrics = self._step_metrics(self._model, train_eval, data.train.y[:k], val, losses[-1] if losses else None)
         if history:
             history[-1].update(metrics)
         else:
