@@ -392,3 +392,22 @@ def test_issue_command_lines_compose(compose) -> None:  # noqa: ANN001 - the con
     assert s.hidden == [256, 128, 64] and s.batch_size is None and s.epochs == 150
     assert (s.optimizer.name, s.scheduler.name, s.dropout, s.early_stopping) == ("sgd", "none", 0.0, None)
     assert founding.data.split.val == 0.2
+
+
+def test_issue_command_line_runs_end_to_end(tmp_path: Path) -> None:
+    """The issue's command line through the installed mnistfw-train, on the bundled sample."""
+    from tests.conftest import run_cli
+
+    proc = run_cli(
+        "mnistfw-train", "model=numpy_net", "data=mnist_sample", "model.hidden=[256,128,64]", "model.activation=relu",
+        "model.optimizer=adam", "model.epochs=2", "visualization=none", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = [p.parent for p in (tmp_path / "outputs").rglob("metrics.json")]
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert [h["epoch"] for h in summary["history"]] == [1, 2]
+    assert {"train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/f1", "lr"} <= set(summary["history"][0])
+    assert summary["metrics"]["test/accuracy"] > 0.8
+    assert read_weights(run_dir / "checkpoints" / "best.npz")["layers"].tolist() == [784, 256, 128, 64, 10]
+    meta = read_model_meta(run_dir / "model")
+    assert meta["backend"] == "numpy_net" and meta["architecture"]["layers"] == [784, 256, 128, 64, 10]

@@ -54,7 +54,8 @@ class Network:
         self.rng = np.random.default_rng(0)
         self._decay = np.empty(n_weights, self.dtype)
         self._capacity = 0
-        self._inputs: list[np.ndarray] = []
+        self._inputs: list[np.ndarray] = []  # what each layer saw in the last training forward pass
+        self._dropout_on = False
 
     @property
     def n_layers(self) -> int:
@@ -73,7 +74,7 @@ class Network:
         if rows <= self._capacity:
             return
         dt, sizes = self.dtype, self.sizes[1:]
-        self._z = [np.empty((rows, n), dt) for n in sizes]  # z_i, overwritten by f(z_i)
+        self._z = [np.empty((rows, n), dt) for n in sizes]  # z_i, then f(z_i) in place (hidden layers)
         hidden = sizes[:-1]
         self._scratch = [np.empty((rows, n), dt) for n in hidden]
         self._mask = [np.empty((rows, n), bool) for n in hidden]

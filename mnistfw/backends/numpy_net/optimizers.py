@@ -60,36 +60,40 @@ class Momentum(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015): running means of ``g`` and ``g^2`` with bias correction.
+    """Adam (Kingma & Ba 2015): running means of ``g`` and ``g^2`` with bias correction, as in PyTorch::
 
-    ``m <- b1 m + (1 - b1) g``; ``v <- b2 v + (1 - b2) g^2``;
-    ``p <- p - lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)``.
+        m <- b1 m + (1 - b1) g          v <- b2 v + (1 - b2) g^2
+        p <- p - lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)
+
+    To save passes over memory it stores ``M = m / (1 - b1)`` and ``V = v / (1 - b2)``, whose
+    updates ``M <- b1 M + g`` and ``V <- b2 V + g^2`` need no extra multiplication; the constant
+    factors move into two scalars. With ``r = sqrt((1 - b2) / (1 - b2^t))`` the step above is
+    exactly ``p <- p - [lr (1 - b1) / ((1 - b1^t) r)] * M / (sqrt(V) + eps / r)``.
     """
 
     def __init__(self, params: np.ndarray, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
         super().__init__(params)
         self.b1, self.b2 = float(betas[0]), float(betas[1])
         self.eps = float(eps)
-        self.m = np.zeros_like(params)
-        self.v = np.zeros_like(params)
+        self.m_scaled = np.zeros_like(params)  # M = m / (1 - b1)
+        self.v_scaled = np.zeros_like(params)  # V = v / (1 - b2)
         self.t = 0
 
     def step(self, grads: np.ndarray, lr: float) -> None:
         self.t += 1
-        m, v, tmp = self.m, self.v, self.tmp
-        m *= self.b1
-        np.multiply(grads, 1.0 - self.b1, out=tmp)
-        m += tmp
-        v *= self.b2
+        b1, b2 = self.b1, self.b2
+        r = math.sqrt((1.0 - b2) / (1.0 - b2**self.t))
+        step_size = lr * (1.0 - b1) / ((1.0 - b1**self.t) * r)
+        m, v, tmp = self.m_scaled, self.v_scaled, self.tmp
+        m *= b1
+        m += grads
         np.multiply(grads, grads, out=tmp)
-        tmp *= 1.0 - self.b2
+        v *= b2
         v += tmp
-        # tmp <- sqrt(v / (1 - b2^t)) + eps, then the step
-        np.multiply(v, 1.0 / (1.0 - self.b2**self.t), out=tmp)
-        np.sqrt(tmp, out=tmp)
-        tmp += self.eps
+        np.sqrt(v, out=tmp)
+        tmp += self.eps / r
         np.divide(m, tmp, out=tmp)
-        tmp *= lr / (1.0 - self.b1**self.t)
+        tmp *= step_size
         self.params -= tmp
 
 

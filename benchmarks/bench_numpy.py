@@ -1,0 +1,184 @@
+"""Benchmark of the NumPy backend on full MNIST, in one run:
+
+1. seconds per epoch of ``numpy_net`` against a hand-written PyTorch loop on the same
+   784-256-128-64-10 ReLU network, batch 128, Adam (lr 1e-3), the same 60,000 training images;
+   epochs of the two alternate so that both see the same machine load; medians and their ratio;
+2. test accuracy of the default config (``model=numpy_net``);
+3. validation and test accuracy of the founding setup (``experiment=numpy_founding``).
+
+    MNISTFW_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_numpy.py [--rounds 5] [--skip-accuracy]
+
+The data is read from ``$MNISTFW_DATA_DIR/mnist`` (default ``../shared/data/mnist``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+SIZES = [784, 256, 128, 64, 10]
+BATCH = 128
+LR = 1e-3
+
+
+def load_mnist(directory: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The official train and test sets as float32 rows in [0, 1] and int64 labels."""
+    from mnistfw.data.idx import read_images, read_labels
+
+    def images(name: str) -> np.ndarray:
+        raw = read_images(directory / name)
+        return (raw.reshape(len(raw), -1).astype(np.float32)) * np.float32(1 / 255)
+
+    return (
+        images("train-images-idx3-ubyte.gz"),
+        read_labels(directory / "train-labels-idx1-ubyte.gz").astype(np.int64),
+        images("t10k-images-idx3-ubyte.gz"),
+        read_labels(directory / "t10k-labels-idx1-ubyte.gz").astype(np.int64),
+    )
+
+
+def numpy_epoch_runner(x: np.ndarray, y: np.ndarray, threads: int | None):
+    """A function running one epoch of the backend's own training loop (Trainer.run_epoch)."""
+    from threadpoolctl import threadpool_limits
+
+    from mnistfw.backends.numpy_net.config import NumpyNetConfig
+    from mnistfw.backends.numpy_net.network import Network
+    from mnistfw.backends.numpy_net.training import Trainer
+
+    settings = NumpyNetConfig(hidden=SIZES[1:-1], batch_size=BATCH, optimizer={"name": "adam", "lr": LR})
+    net = Network(SIZES, "relu")
+    net.initialize("he", np.random.default_rng(0))
+    trainer = Trainer(net, settings, np.random.default_rng(1))
+
+    def run() -> float:
+        with threadpool_limits(threads, user_api="blas") if threads else contextlib.nullcontext():
+            start = time.perf_counter()
+            loss, _ = trainer.run_epoch(x, y, LR)
+            elapsed = time.perf_counter() - start
+        assert np.isfinite(loss)
+        return elapsed
+
+    return run
+
+
+def torch_epoch_runner(x: np.ndarray, y: np.ndarray, threads: int):
+    """A function running one epoch of a plain PyTorch loop over pre-shuffled tensor slices."""
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    for n_in, n_out in zip(SIZES[:-1], SIZES[1:]):
+        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+    model = nn.Sequential(*layers[:-1])
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    loss_fn = nn.CrossEntropyLoss()
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    gen = torch.Generator().manual_seed(0)
+
+    def run() -> float:
+        start = time.perf_counter()
+        perm = torch.randperm(len(ty), generator=gen)
+        xs, ys = tx[perm], ty[perm]
+        model.train()
+        for i in range(0, len(ys), BATCH):
+            loss = loss_fn(model(xs[i : i + BATCH]), ys[i : i + BATCH])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        elapsed = time.perf_counter() - start
+        assert torch.isfinite(loss)
+        return elapsed
+
+    return run
+
+
+def time_epochs(x: np.ndarray, y: np.ndarray, rounds: int, numpy_threads: list[int], torch_threads: int) -> None:
+    runners = {f"numpy_net, {t} BLAS thread{'s' if t > 1 else ''}": numpy_epoch_runner(x, y, t) for t in numpy_threads}
+    runners[f"torch loop, {torch_threads} threads"] = torch_epoch_runner(x, y, torch_threads)
+    for run in runners.values():  # warm-up epoch each (allocations, BLAS/OpenMP thread start)
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            times[name].append(run())
+    torch_name = list(runners)[-1]
+    reference = statistics.median(times[torch_name])
+    print(
+        f"\nSeconds per epoch, {len(y):,} images, 784-256-128-64-10 ReLU, batch {BATCH}, Adam "
+        f"(median of {rounds}, alternating):"
+    )
+    for name, values in times.items():
+        med = statistics.median(values)
+        shown = " ".join(f"{v:.2f}" for v in values)
+        print(f"  {name:28s} {med:6.3f} s   ratio to torch {med / reference:5.2f}x   [{shown}]")
+
+
+def accuracy_runs(data_dir: Path) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from mnistfw.backends.numpy_net import NumpyNetBackend
+    from mnistfw.config.location import config_dir
+    from mnistfw.data.pipeline import load_dataset
+
+    os.environ["MNISTFW_DATA_DIR"] = str(data_dir)
+    setups = {
+        "default config (model=numpy_net)": ["model=numpy_net", "data.source=full", "data.download=false"],
+        "founding setup (experiment=numpy_founding)": [
+            "experiment=numpy_founding", "data.source=full", "data.download=false",
+        ],
+    }  # fmt: skip
+    for title, overrides in setups.items():
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose("train", overrides=[*overrides, "model.progress=false"])
+        data = load_dataset(cfg.data, seed=int(cfg.seed))
+        backend = NumpyNetBackend(cfg)
+        start = time.perf_counter()
+        history = backend.fit(data, lambda epoch, metrics: None)
+        fit_s = time.perf_counter() - start
+        test_acc = float(np.mean(backend.predict(data.test.x) == data.test.y))
+        val_acc = float(np.mean(backend.predict(data.val.x) == data.val.y))
+        s = backend.settings
+        print(
+            f"\n{title}: layers {backend.net.sizes}, {s.optimizer.name} lr {s.optimizer.lr:g}, "
+            f"batch {s.batch_size or 'full'}, {len(history)} epochs, train/val/test "
+            f"{len(data.train)}/{len(data.val)}/{len(data.test)}"
+        )
+        print(
+            f"  val accuracy {val_acc:.4f}   test accuracy {test_acc:.4f}   fit {fit_s:.1f} s "
+            f"({fit_s / len(history):.2f} s/epoch incl. validation)"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="timed epochs per contender")
+    parser.add_argument("--numpy-threads", type=int, nargs="+", default=[1, 2], help="BLAS thread counts to time")
+    parser.add_argument("--torch-threads", type=int, default=2)
+    parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument("--skip-accuracy", action="store_true")
+    args = parser.parse_args()
+    data_dir = Path(os.environ.get("MNISTFW_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
+    if not (data_dir / "mnist").is_dir():
+        print(f"MNIST not found in {data_dir / 'mnist'}; set MNISTFW_DATA_DIR", file=sys.stderr)
+        return 2
+    print(f"numpy {np.__version__}, {os.cpu_count()} CPUs, data {data_dir / 'mnist'}")
+    if not args.skip_timing:
+        x, y, _, _ = load_mnist(data_dir / "mnist")
+        time_epochs(x, y, args.rounds, args.numpy_threads, args.torch_threads)
+    if not args.skip_accuracy:
+        accuracy_runs(data_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
