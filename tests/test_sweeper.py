@@ -384,6 +384,23 @@ def test_app_cli_sweep_overrides_and_grid_sampler(tmp_path: Path) -> None:
     assert "params_act" not in rows[0]  # fixed by the command line
 
 
+@pytest.mark.parametrize("function", ["layers", "published_style"])
+def test_app_custom_search_space(tmp_path: Path, function: str) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_app(f"hydra.sweep.dir={sweep}", f"hydra.sweeper.custom_search_space=custom_space.{function}",
+                   "hydra.sweeper.n_trials=3", "hydra.sweeper.plots=false", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import yaml
+
+    for n in range(3):
+        cfg = yaml.safe_load((sweep / str(n) / ".hydra" / "config.yaml").read_text())
+        if function == "layers":
+            assert 1 <= len(cfg["hidden"]) <= 3 and set(cfg["hidden"]) <= {8, 16}
+        else:
+            assert 0.0 <= cfg["sleep"] <= 0.01 and cfg["sleep"] != 0
+    assert ("n_layers" in results(sweep)["best_params"]) == (function == "layers")
+
+
 def test_app_failing_trials_are_recorded_and_too_many_stop_the_sweep(tmp_path: Path) -> None:
     sweep = tmp_path / "tolerant"
     proc = run_app(f"hydra.sweep.dir={sweep}", "fail_if=tanh", "hydra.sweeper.plots=false",

@@ -36,7 +36,11 @@ def _program() -> str:
 
 
 def _command(overrides: list[str]) -> str:
-    return " ".join([_program(), *(shlex.quote(o) for o in overrides)])
+    """The command line re-running one trial as a single run."""
+    extra = []
+    if not any(a in ("-m", "--multirun") for a in sys.argv[1:]):
+        extra.append("hydra.mode=RUN")  # the config itself asks for a multirun (hydra.mode: MULTIRUN)
+    return " ".join([_program(), *(shlex.quote(o) for o in [*overrides, *extra])])
 
 
 def _trial_entry(t: Any) -> dict[str, Any]:
