@@ -171,6 +171,29 @@ def test_grid_needs_discrete_values() -> None:
         build_search_space({"a": "interval(0, 1)"}).grid()
 
 
+def test_sampler_switch_drops_foreign_arguments_but_typos_fail(tmp_path: Path) -> None:
+    import optuna
+
+    from mnistfw.sweeps.runner import make_pruner, make_sampler
+
+    plan = SweepPlan(study_name="s", storage=StorageSpec(MEMORY), directions=["maximize"],
+                     space=build_search_space({"a": "choice(1, 2)"}), pruner=None, n_trials=2, sweep_dir=tmp_path,
+                     session="x", sampler={"_target_": "optuna.samplers.RandomSampler", "seed": 3,
+                                           "n_startup_trials": 10})
+    assert isinstance(make_sampler(plan), optuna.samplers.RandomSampler)  # TPE's n_startup_trials dropped
+    plan.sampler = {"_target_": "optuna.samplers.GridSampler"}
+    assert isinstance(make_sampler(plan), optuna.samplers.GridSampler)  # the grid comes from params
+    plan.sampler = {"_target_": "optuna.samplers.TPESampler", "n_startup_trial": 5}
+    with pytest.raises(ConfigError, match="n_startup_trial: not an argument"):
+        make_sampler(plan)
+    plan.sampler = {"_target_": "optuna.samplers.NoSuchSampler"}
+    with pytest.raises(ConfigError, match="cannot import"):
+        make_sampler(plan)
+    assert isinstance(make_pruner(plan), optuna.pruners.NopPruner)
+    plan.pruner = {"_target_": "optuna.pruners.HyperbandPruner", "n_warmup_steps": 2, "min_resource": 1}
+    assert isinstance(make_pruner(plan), optuna.pruners.HyperbandPruner)
+
+
 # ----------------------------------------------------------------------------- storage, directions
 
 
@@ -477,6 +500,30 @@ def test_app_killed_sweep_resumes_to_exactly_n_trials(tmp_path: Path) -> None:
 
     third = run_app(*common, f"hydra.sweep.dir={tmp_path / 'third'}", cwd=tmp_path)  # already done: no new trial
     assert third.returncode == 0 and len(load_study(db, "resume").trials) == 5
+
+
+def test_app_ctrl_c_queues_the_running_trial_again(tmp_path: Path) -> None:
+    journal = f"journal://{tmp_path}/study.log"
+    sweep = tmp_path / "sweep"
+    proc = start_app(f"hydra.sweeper.storage={journal}", "hydra.sweeper.study_name=int", "sleep=0.3",
+                     "hydra.sweeper.plots=false", f"hydra.sweep.dir={sweep}", cwd=tmp_path, log=tmp_path / "log")
+    wait_for(sweep / "1" / "epochs.txt", proc)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) != 0
+    study = load_study(journal, "int")
+    trial = study.trials[1]
+    assert trial.state.name == "FAIL" and trial.user_attrs["error"].startswith("interrupted")
+    assert [t.system_attrs.get("failed_trial") for t in study.trials if t.state.name == "WAITING"] == [1]
+    assert results(sweep)["trials"]["COMPLETE"] == 1  # results are written on the way out
+
+
+def test_plots_of_a_one_trial_sweep_skip_importances(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_app(f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = results(sweep)
+    assert "param_importances" in res["plots_skipped"] and "2 completed" in res["plots_skipped"]["param_importances"]
+    assert png_ok(sweep / "optimization_history.png") and not (sweep / "param_importances.png").exists()
 
 
 def test_app_two_sweeps_share_one_journal(tmp_path: Path) -> None:

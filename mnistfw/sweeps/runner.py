@@ -40,6 +40,8 @@ OWNER = "mnistfw:owner"
 HEARTBEAT = "mnistfw:heartbeat"
 LOST = "mnistfw:lost"
 
+_WARNED: set[str] = set()
+
 #: Why a worker stopped.
 DONE, FAILURE_RATE, TIMEOUT = "done", "failure_rate", "timeout"
 
@@ -100,8 +102,10 @@ def _filtered_kwargs(target: str, kwargs: dict[str, Any], section: str) -> dict[
 
     try:
         cls = get_class(target)
-    except Exception as exc:  # noqa: BLE001
-        raise ConfigError(f"hydra.sweeper.{section}._target_: cannot import '{target}' ({exc})") from None
+    except Exception:  # noqa: BLE001
+        example = "optuna.samplers.TPESampler" if section == "sampler" else "optuna.pruners.MedianPruner"
+        raise ConfigError(f"hydra.sweeper.{section}._target_: cannot import '{target}'; "
+                          f"give a class such as {example}") from None
     try:
         params = inspect.signature(cls).parameters
     except (TypeError, ValueError):
@@ -109,10 +113,32 @@ def _filtered_kwargs(target: str, kwargs: dict[str, Any], section: str) -> dict[
     if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return kwargs
     dropped = sorted(k for k in kwargs if k not in params)
-    if dropped:
-        log.warning("hydra.sweeper.%s: %s does not take %s; ignored", section, target.rsplit(".", 1)[-1],
-                    ", ".join(dropped))
+    typos = [k for k in dropped if k not in _known_arguments(section)]
+    if typos:
+        raise ConfigError(f"hydra.sweeper.{section}.{typos[0]}: not an argument of {target} (nor of any other "
+                          f"Optuna {section}); allowed: {', '.join(p for p in params if p != 'self')}")
+    message = f"hydra.sweeper.{section}: {target.rsplit('.', 1)[-1]} does not take {', '.join(dropped)}; ignored"
+    if dropped and message not in _WARNED:
+        _WARNED.add(message)
+        log.warning(message)
     return {k: v for k, v in kwargs.items() if k in params}
+
+
+def _known_arguments(section: str) -> set[str]:
+    """Constructor arguments of every class in ``optuna.samplers`` / ``optuna.pruners``."""
+    import inspect
+
+    import optuna
+
+    module = optuna.samplers if section == "sampler" else optuna.pruners
+    names: set[str] = set()
+    for obj in vars(module).values():
+        if inspect.isclass(obj):
+            try:
+                names.update(inspect.signature(obj).parameters)
+            except (TypeError, ValueError):
+                continue
+    return names
 
 
 def _instantiate(section: str, cfg: dict[str, Any], extra: dict[str, Any]) -> Any:
@@ -126,8 +152,8 @@ def _instantiate(section: str, cfg: dict[str, Any], extra: dict[str, Any]) -> An
     try:
         return instantiate({"_target_": target, **kwargs}, _convert_="all")
     except Exception as exc:  # noqa: BLE001 - one line naming the section
-        cause = exc.__cause__ or exc
-        raise ConfigError(f"hydra.sweeper.{section}: cannot create {target}: {cause}") from None
+        cause = str(exc.__cause__ or exc).strip().splitlines()
+        raise ConfigError(f"hydra.sweeper.{section}: cannot create {target}: {cause[0] if cause else exc}") from None
 
 
 def make_sampler(plan: SweepPlan, seed_offset: int = 0) -> Any:

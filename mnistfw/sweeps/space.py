@@ -185,12 +185,11 @@ def _override_text(key: str, value: Any) -> str:
     return f"{key}={render_value(value)}"
 
 
-def _param_from_override(name: str, override: Any) -> Param:
-    """Turn one parsed sweep override into a :class:`Param`."""
+def _param_from_override(name: str, override: Any, where: str) -> Param:
+    """Turn one parsed sweep override into a :class:`Param`; ``where`` names it in errors."""
     from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep, Transformer
 
     value = override.value()
-    where = f"hydra.sweeper.params.{name}"
     if isinstance(value, IntervalSweep):
         start, end = value.start, value.end
         is_int = isinstance(start, int) and isinstance(end, int)
@@ -283,7 +282,7 @@ def _add_line(put: Callable[[str, tuple[str, Any]], None], text: str, where: str
         if override.value_type is not None and override.value_type.name == "GLOB_CHOICE_SWEEP":
             raise ConfigError(f"{where}: glob() sweeps are not supported by the Optuna sweeper; "
                               "list the options with choice(...)")
-        put(key, ("param", _param_from_override(key.lstrip("+~"), override)))
+        put(key, ("param", _param_from_override(key.lstrip("+~"), override, where)))
     else:
         put(key, ("fixed", override.input_line))
 
@@ -307,7 +306,7 @@ def _list_param(key: str, spec: Any) -> ListParam:
         if not override.is_sweep_override():
             value = override.value()
             return Param(f"{key}.{part}", CATEGORICAL, choices=[value], rendered=[render_value(value)])
-        return _param_from_override(f"{key}.{part}", override)
+        return _param_from_override(f"{key}.{part}", override, f"{where}.{part}")
 
     length = sub("length")
     if length.kind == FLOAT or (length.kind == CATEGORICAL and not all(isinstance(c, int) for c in length.choices)):

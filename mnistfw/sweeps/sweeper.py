@@ -16,7 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from mnistfw.errors import ConfigError, MnistfwError
-from mnistfw.sweeps.runner import DONE, FAILURE_RATE, TIMEOUT, JobContext, SweepPlan, count_trials, run_worker
+from mnistfw.sweeps.runner import (
+    DONE,
+    FAILURE_RATE,
+    TIMEOUT,
+    JobContext,
+    SweepPlan,
+    count_trials,
+    make_pruner,
+    make_sampler,
+    run_worker,
+)
 from mnistfw.sweeps.space import SearchSpace, build_search_space
 from mnistfw.sweeps.storage import resolve_storage
 
@@ -184,14 +194,13 @@ class OptunaSweep:
         """Run the study until ``n_trials`` trials are finished; write the results; return them."""
         from omegaconf import OmegaConf
 
-        from mnistfw.sweeps.results import write_results
-
         assert self.config is not None and self.hydra_context is not None
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         plan = self._plan(arguments, sweep_dir)
         self._check_fixed_overrides(plan.space)
+        make_sampler(plan), make_pruner(plan)  # fail here, not in every worker, on a bad sampler/pruner
         study, storage = self._open_study(plan)
         n_jobs = self._int("n_jobs", 1, 1)
         before = count_trials(study, plan.session)
@@ -203,17 +212,18 @@ class OptunaSweep:
         job = JobContext(self.config, self.hydra_context, self.task_function)
         seed_offset = len(study.trials)
         started = time.time()
-        if n_jobs == 1:
-            status = run_worker(plan, job, 0, seed_offset, storage=storage if not plan.storage.persistent else None)
-            crashed: list[str] = []
-        else:
-            status, crashed = self._run_processes(plan, job, n_jobs, seed_offset)
-        if plan.storage.persistent:
-            import optuna
-
-            study = optuna.load_study(study_name=plan.study_name, storage=plan.storage.open())
-        results = write_results(study, plan, self.config, plan_elapsed=time.time() - started,
-                                plots=bool(self.settings.get("plots", True)))
+        crashed: list[str] = []
+        try:
+            if n_jobs == 1:
+                status = run_worker(plan, job, 0, seed_offset, storage=None if plan.storage.persistent else storage)
+            else:
+                status, crashed = self._run_processes(plan, job, n_jobs, seed_offset)
+        except KeyboardInterrupt:
+            log.warning("interrupted: the running trial is marked FAIL and queued again; "
+                        "with a persistent storage, run the same command again to continue")
+            self._finish(study, plan, started)
+            raise
+        results, study = self._finish(study, plan, started)
         counts = count_trials(study, plan.session)
         if status == FAILURE_RATE:
             raise SweepError(
@@ -228,6 +238,18 @@ class OptunaSweep:
             log.warning("timeout reached: %d/%d trials finished; run the same command again to continue",
                         counts.finished, plan.n_trials)
         return results
+
+    def _finish(self, study: Any, plan: SweepPlan, started: float) -> tuple[dict[str, Any], Any]:
+        """Re-read the study (workers wrote to the storage), write the results files; return both."""
+        from mnistfw.sweeps.results import write_results
+
+        if plan.storage.persistent:
+            import optuna
+
+            study = optuna.load_study(study_name=plan.study_name, storage=plan.storage.open())
+        results = write_results(study, plan, self.config, plan_elapsed=time.time() - started,
+                                plots=bool(self.settings.get("plots", True)))
+        return results, study
 
     def _run_processes(self, plan: SweepPlan, job: JobContext, n_jobs: int, seed_offset: int) -> tuple[str, list[str]]:
         """Run ``n_jobs`` worker processes on the shared storage; wait for all of them."""
