@@ -57,7 +57,10 @@ def test_default_run_writes_metrics_model_log_and_plots(default_run) -> None:
     assert (run_dir / "model" / "mnistfw_model.json").is_file()
     assert list((run_dir / "checkpoints").glob("best-*.ckpt")) and (run_dir / "checkpoints" / "last.ckpt").is_file()
     pngs = sorted(p.name for p in (run_dir / "plots").glob("*.png"))
-    assert pngs == ["confusion_matrix_test.png", "learning_curves.png", "prediction_grid_test.png"]
+    assert {"confusion_matrix_test.png", "learning_curves.png", "prediction_grid_test.png",
+            "first_layer_weights.png"} <= set(pngs)
+    assert any(name.startswith("misclassified") for name in pngs)
+    assert any(name.startswith("data_distribution") for name in pngs)
     assert all(png_ok(run_dir / "plots" / name) for name in pngs)
     assert str(run_dir) in proc.stderr + proc.stdout, "the run folder is printed"
 
