@@ -155,13 +155,19 @@ def study_lock(path: Path | None) -> Iterator[None]:
 
 
 def machine_id() -> str:
-    """This machine: host name plus boot id, so a reused host name after a reboot differs."""
+    """Where process ids mean the same thing: host name, boot id and PID namespace (Linux).
+
+    Two processes with equal ``machine_id`` can check each other's pids; containers sharing
+    a host name (``--network host``) still differ by their PID namespace.
+    """
     import socket
 
-    boot = ""
+    parts = [socket.gethostname()]
     with contextlib.suppress(OSError):
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    return f"{socket.gethostname()}/{boot}" if boot else socket.gethostname()
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+    with contextlib.suppress(OSError):
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    return "/".join(parts)
 
 
 def pid_alive(pid: int) -> bool:
