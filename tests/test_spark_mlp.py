@@ -77,7 +77,7 @@ def data() -> Dataset:
 @pytest.fixture(scope="module")
 def trained(spark, data):
     """A backend trained once: 10 L-BFGS iterations in two reporting steps."""
-    backend = SparkMLPBackend(make_cfg())
+    backend = SparkMLPBackend(make_cfg(standardize=True))
     calls: list[tuple[int, dict]] = []
     history = backend.fit(data, lambda epoch, metrics: calls.append((epoch, dict(metrics))))
     yield backend, history, calls
@@ -97,6 +97,8 @@ def test_fit_reports_per_step_and_per_iteration(trained):
     assert calls[1][1]["val/accuracy"] > 0.6  # 400 rows, 10 iterations
     assert backend.run_info["iterations"] == 10 and backend.run_info["timings"]["chunks"] == 2
     assert backend.run_info["blas"].startswith(("native", "java"))
+    stages = [type(s).__name__ for s in backend._model.stages]
+    assert stages == ["ArrayToVector", "StandardScalerModel", "MultilayerPerceptronClassificationModel"]
 
 
 def test_predict_proba_and_spark_metrics_agree(trained, data):
@@ -115,8 +117,11 @@ def test_predict_proba_and_spark_metrics_agree(trained, data):
         # Spark's "f1" is the class-frequency weighted F1; the macro one matches the common evaluator
         assert spark[f"{split}/spark_f1"] == pytest.approx(f1_score(part.y, pred, average="weighted"), abs=1e-9)
         assert spark[f"{split}/spark_f1_macro"] == pytest.approx(ours[f"{split}/f1"], abs=1e-9)
-    # the last reporting step measured the same model on the same val rows
-    assert calls[-1][1]["val/accuracy"] == pytest.approx(backend.spark_metrics["val/spark_accuracy"])
+    # the kept reporting step (best val/accuracy) measured the same model on the same val rows
+    kept = backend.run_info["kept_iteration"]
+    assert kept in (5, 10)
+    assert dict(calls)[kept]["val/accuracy"] == pytest.approx(backend.spark_metrics["val/spark_accuracy"])
+    assert dict(calls)[kept]["val/accuracy"] == max(m["val/accuracy"] for _, m in calls)
     assert backend.predict_proba(data.test.x[:0]).shape == (0, 10)
 
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +96,36 @@ class SparkMLPBackend(Backend):
         df = df.cache()
         self._cached.append(df)
         return df
+
+    @contextlib.contextmanager
+    def _progress(self, label: str, every_s: float = 30.0) -> Iterator[None]:
+        """Every ``every_s`` seconds, log how many Spark jobs (one per loss/gradient evaluation
+        of L-BFGS) the fit inside this block has run so far."""
+        sc = self.spark.sparkContext
+        tracker = sc.statusTracker()
+        group = f"mnistfw-{id(self)}-{time.monotonic_ns()}"
+        sc.setJobGroup(group, label)
+        stop = threading.Event()
+        start = time.perf_counter()
+
+        def watch() -> None:
+            while not stop.wait(every_s):
+                try:
+                    jobs = len(tracker.getJobIdsForGroup(group))
+                except Exception:  # noqa: BLE001 - the session is going away
+                    return
+                log.info("Spark MLP: %s: %d Spark jobs so far (%.0f s)", label, jobs, time.perf_counter() - start)
+
+        thread = threading.Thread(target=watch, name="spark-mlp-progress", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+            with contextlib.suppress(Exception):
+                sc.setLocalProperty("spark.jobGroup.id", None)
+                sc.setLocalProperty("spark.job.description", None)
 
     # -- data ------------------------------------------------------------------------------
     def _frame(self, x: np.ndarray, y: np.ndarray | None, transfer: str | None = None) -> Any:
@@ -261,6 +293,8 @@ class SparkMLPBackend(Backend):
         step = cfg.report_every or cfg.max_iter
         history: History = []
         done, chunks, weights, model = 0, 0, None, None
+        best: tuple[float, int, Any] | None = None  # (val/accuracy, iteration, model)
+        stale = 0
         t_fit = t_measure = 0.0
         while done < cfg.max_iter:
             want = min(step, cfg.max_iter - done)
@@ -268,7 +302,8 @@ class SparkMLPBackend(Backend):
             if weights is not None:
                 mlp.setInitialWeights(weights)
             t1 = time.perf_counter()
-            model = mlp.fit(train)
+            with self._progress(f"iterations {done + 1}-{done + want} of {cfg.max_iter}"):
+                model = mlp.fit(train)
             dt = time.perf_counter() - t1
             t_fit += dt
             chunks += 1
@@ -293,10 +328,24 @@ class SparkMLPBackend(Backend):
                 dt / max(len(losses), 1),
             )
             on_epoch_end(done, metrics)
+            score = metrics.get("val/accuracy")
+            if score is not None:
+                if best is None or score > best[0]:
+                    best, stale = (score, done, model), 0
+                else:
+                    stale += 1
             if len(losses) < want:
                 log.info("Spark MLP: converged after %d iterations (tol=%g)", done, cfg.tol)
                 break
+            if cfg.patience is not None and stale >= cfg.patience:
+                log.info("Spark MLP: stopping at iteration %d: no better val/accuracy for %d reports", done, stale)
+                break
+        kept = done
+        if cfg.keep_best and best is not None and best[2] is not model:
+            kept, model = best[1], best[2]
+            log.info("Spark MLP: keeping the model of iteration %d (best val/accuracy %.4f)", kept, best[0])
         self._model = PipelineModel(stages=[*features.stages, model])
+        self.run_info["kept_iteration"] = kept
         timings = {
             "features_s": t_features,
             "fit_s": t_fit,
@@ -348,7 +397,8 @@ class SparkMLPBackend(Backend):
         log.info("Spark MLP: %s over %d candidate(s) by %s", cfg.tuning, len(grid), cfg.tuning_metric)
         train_df = self._cache(train_df)
         t0 = time.perf_counter()
-        tuned = tuner.fit(train_df)
+        with self._progress(f"{cfg.tuning} over {len(grid)} candidate(s)"):
+            tuned = tuner.fit(train_df)
         t_fit = time.perf_counter() - t0
         scores = list(tuned.avgMetrics if cfg.tuning == "cross_validator" else tuned.validationMetrics)
         candidates = [{"params": self._describe(pm), cfg.tuning_metric: float(s)} for pm, s in zip(grid, scores)]
@@ -404,7 +454,6 @@ class SparkMLPBackend(Backend):
     def _spark_evaluate(self, df: Any, split: str) -> dict[str, float]:
         """Spark's MulticlassClassificationEvaluator: weighted F1 (Spark's ``f1``), accuracy, macro F1."""
         from pyspark.ml.evaluation import MulticlassClassificationEvaluator
-        from pyspark.sql import functions as F
 
         pred = self._model.transform(df).select(LABEL, "prediction").cache()
         try:
@@ -413,12 +462,12 @@ class SparkMLPBackend(Backend):
                 return float(MulticlassClassificationEvaluator(labelCol=LABEL, metricName=metric, **kw).evaluate(pred))
 
             out = {f"{split}/spark_f1": ev("f1"), f"{split}/spark_accuracy": ev("accuracy")}
-            # Macro F1 from the confusion counts Spark aggregates (Spark's "f1" is class-weighted);
-            # one global aggregation, no shuffle.
+            # Spark's "f1" is class-weighted; the macro F1 comes from the confusion counts of
+            # Spark's predictions, collected through Arrow (two numbers per row).
             k = self.n_classes
-            cell = (F.col(LABEL) * k + F.col("prediction")).cast("int")
-            counts = pred.agg(*[F.count_if(cell == i).alias(f"c{i}") for i in range(k * k)]).first()
-            cm = np.asarray(list(counts), dtype=np.float64).reshape(k, k)
+            table = pred.select(LABEL, "prediction").toArrow()
+            cell = table.column(LABEL).to_numpy() * k + table.column("prediction").to_numpy()
+            cm = np.bincount(cell.astype(np.int64), minlength=k * k)[: k * k].reshape(k, k).astype(np.float64)
             denom = cm.sum(axis=0) + cm.sum(axis=1)
             present = denom > 0
             f1 = 2 * np.diag(cm)[present] / denom[present]

@@ -40,11 +40,13 @@ class SparkMLPConfig:
     block_size: int = 128
     step_size: float = 0.03
     features: str = "array"
-    standardize: bool = True
+    standardize: bool = False
     with_mean: bool = True
     with_std: bool = True
     report_every: int | None = 25
     train_eval_rows: int = 5000
+    keep_best: bool = True
+    patience: int | None = None
     tuning: str = "none"
     tuning_metric: str = "f1"
     num_folds: int = 3
@@ -70,6 +72,11 @@ class SparkMLPConfig:
             self.report_every is None or self.report_every >= 1,
             "report_every",
             "iterations per reporting step must be >= 1, or null for one uninterrupted fit",
+        )
+        require(
+            self.patience is None or self.patience >= 1,
+            "patience",
+            "reports without a better val/accuracy before stopping: >= 1, or null to run max_iter",
         )
         require(self.train_eval_rows >= 0, "train_eval_rows", "must be >= 0 (0 skips train/accuracy)")
         require(self.tuning in TUNING, "tuning", f"must be one of {', '.join(TUNING)}")
