@@ -194,6 +194,20 @@ def test_sampler_switch_drops_foreign_arguments_but_typos_fail(tmp_path: Path) -
     assert isinstance(make_pruner(plan), optuna.pruners.HyperbandPruner)
 
 
+def test_importances_need_two_completed_trials_and_a_varying_parameter() -> None:
+    import optuna
+
+    from mnistfw.sweeps.results import _importance_ready
+
+    def done(**params: float):
+        return optuna.trial.create_trial(params=params, distributions={
+            k: optuna.distributions.FloatDistribution(0, 1) for k in params}, value=0.5)
+
+    assert "at least 2" in _importance_ready([done(a=0.1)])
+    assert "two different values" in _importance_ready([done(a=0.1), done(a=0.1)])
+    assert _importance_ready([done(a=0.1), done(a=0.2)]) is None
+
+
 # ----------------------------------------------------------------------------- storage, directions
 
 
@@ -452,10 +466,13 @@ def test_app_failing_trials_are_recorded_and_too_many_stop_the_sweep(tmp_path: P
 
 def test_app_nan_objective_fails_the_trial(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    proc = run_app(f"hydra.sweep.dir={sweep}", "nan=true", "hydra.sweeper.plots=false", cwd=tmp_path)
+    proc = run_app(f"hydra.sweep.dir={sweep}", "nan=true", cwd=tmp_path)
     assert proc.returncode != 0 and "sweep stopped: 3 of 3 trials failed" in proc.stderr
     res = results(sweep)
     assert res["finished"] == 0 and res["trials"] == {"FAIL": 3} and res["best_value"] is None
+    # No completed trial: those plots are skipped with a reason; the failed trials' learning curves are drawn.
+    assert set(res["plots_skipped"]) == {"optimization_history", "param_importances", "parallel_coordinate"}
+    assert res["plots"] == ["intermediate_values.png"] and png_ok(sweep / "intermediate_values.png")
     assert "finite number" in (sweep / "trials.csv").read_text()
 
 
@@ -517,25 +534,16 @@ def test_app_ctrl_c_queues_the_running_trial_again(tmp_path: Path) -> None:
     assert results(sweep)["trials"]["COMPLETE"] == 1  # results are written on the way out
 
 
-def test_plots_of_a_one_trial_sweep_skip_importances(tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
-    proc = run_app(f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=1", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = results(sweep)
-    assert "param_importances" in res["plots_skipped"] and "2 completed" in res["plots_skipped"]["param_importances"]
-    assert png_ok(sweep / "optimization_history.png") and not (sweep / "param_importances.png").exists()
-
-
 def test_app_two_sweeps_share_one_journal(tmp_path: Path) -> None:
     journal = tmp_path / "shared.log"
-    common = [f"hydra.sweeper.storage={journal}", "hydra.sweeper.study_name=shared", "hydra.sweeper.n_trials=6",
-              "sleep=0.3", "hydra.sweeper.plots=false"]
+    common = [f"hydra.sweeper.storage={journal}", "hydra.sweeper.study_name=shared", "hydra.sweeper.n_trials=8",
+              "sleep=0.5", "hydra.sweeper.plots=false"]
     procs = [start_app(*common, f"hydra.sweep.dir={tmp_path / f'w{i}'}", f"hydra.sweeper.sampler.seed={i}",
                        cwd=tmp_path, log=tmp_path / f"w{i}.log") for i in range(2)]
     for p in procs:
         assert p.wait(timeout=180) == 0, (tmp_path / "w0.log").read_text()[-2000:]
     study = load_study(str(journal), "shared")
-    assert states(study) == {"COMPLETE": 6}
+    assert states(study) == {"COMPLETE": 8}
     assert_no_duplicates(study)
     owners = {t.system_attrs[OWNER]["pid"] for t in study.trials}
     assert len(owners) == 2, "both sweeps ran trials"
@@ -585,7 +593,7 @@ def test_numpy_aggressive_pruner_prunes(tmp_path: Path) -> None:
 
 def test_numpy_sweep_killed_mid_trial_resumes(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/numpy.db"
-    args = ["model.epochs=30", "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner=null", "hydra.sweeper.plots=false",
+    args = ["model.epochs=15", "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner=null", "hydra.sweeper.plots=false",
             f"hydra.sweeper.storage={db}", "hydra.sweeper.study_name=np1", "model.hidden=[64]",
             "model.batch_size=128"]
     env = {**os.environ, "MNISTFW_DATA_DIR": str(tmp_path / "no-data")}
@@ -596,7 +604,7 @@ def test_numpy_sweep_killed_mid_trial_resumes(tmp_path: Path) -> None:
         proc = subprocess.Popen([script("mnistfw-train"), "-m", *NUMPY, *args, f"hydra.sweep.dir={first}",
                                  f"paths.log_dir={tmp_path / 'logs'}"], cwd=tmp_path, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
-        wait_for(first / "1" / "numpy_optuna.log", proc)  # trial 1 has started: ~2 s of data loading and training
+        wait_for(first / "1" / "numpy_optuna.log", proc)  # trial 1 has started: ~1.5 s of data loading and training
         time.sleep(0.3)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

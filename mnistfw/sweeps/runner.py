@@ -396,8 +396,10 @@ def run_trial(study: Any, trial: Any, plan: SweepPlan, job: JobContext, custom: 
             else:
                 error = ret._return_value if isinstance(ret._return_value, BaseException) else RuntimeError(
                     f"job failed: {ret._return_value!r}")
-        except KeyboardInterrupt:
-            trial.set_user_attr("error", "interrupted (Ctrl-C)")
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # Ctrl-C (Lightning turns it into sys.exit(1) after its own clean-up) or a task exiting.
+            what = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else f"exit {exc.code}"
+            trial.set_user_attr("error", f"interrupted ({what})")
             study.tell(trial, state=TrialState.FAIL)
             retry_trial(study, study._storage.get_trial(trial._trial_id), plan.max_retry)
             raise

@@ -218,7 +218,7 @@ class OptunaSweep:
                 status = run_worker(plan, job, 0, seed_offset, storage=None if plan.storage.persistent else storage)
             else:
                 status, crashed = self._run_processes(plan, job, n_jobs, seed_offset)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit):
             log.warning("interrupted: the running trial is marked FAIL and queued again; "
                         "with a persistent storage, run the same command again to continue")
             self._finish(study, plan, started)
