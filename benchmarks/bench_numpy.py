@@ -74,7 +74,6 @@ def torch_epoch_runner(x: np.ndarray, y: np.ndarray, threads: int):
     import torch
     from torch import nn
 
-    torch.set_num_threads(threads)
     torch.manual_seed(0)
     layers: list[nn.Module] = []
     for n_in, n_out in zip(SIZES[:-1], SIZES[1:]):
@@ -86,6 +85,7 @@ def torch_epoch_runner(x: np.ndarray, y: np.ndarray, threads: int):
     gen = torch.Generator().manual_seed(0)
 
     def run() -> float:
+        torch.set_num_threads(threads)
         start = time.perf_counter()
         perm = torch.randperm(len(ty), generator=gen)
         xs, ys = tx[perm], ty[perm]
@@ -102,25 +102,28 @@ def torch_epoch_runner(x: np.ndarray, y: np.ndarray, threads: int):
     return run
 
 
-def time_epochs(x: np.ndarray, y: np.ndarray, rounds: int, numpy_threads: list[int], torch_threads: int) -> None:
-    runners = {f"numpy_net, {t} BLAS thread{'s' if t > 1 else ''}": numpy_epoch_runner(x, y, t) for t in numpy_threads}
-    runners[f"torch loop, {torch_threads} threads"] = torch_epoch_runner(x, y, torch_threads)
-    for run in runners.values():  # warm-up epoch each (allocations, BLAS/OpenMP thread start)
+def time_epochs(x: np.ndarray, y: np.ndarray, rounds: int, numpy_threads: list[int], torch_threads: list[int]) -> None:
+    """Time ``rounds`` epochs of each contender, alternating, after one warm-up epoch each."""
+    runners = {f"numpy_net, {t} BLAS thread{'s' * (t > 1)}": numpy_epoch_runner(x, y, t) for t in numpy_threads}
+    torch_names = [f"torch loop, {t} thread{'s' * (t > 1)}" for t in torch_threads]
+    runners.update({name: torch_epoch_runner(x, y, t) for name, t in zip(torch_names, torch_threads)})
+    for run in runners.values():  # warm-up (allocations, thread pools)
         run()
     times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
         for name, run in runners.items():
             times[name].append(run())
-    torch_name = list(runners)[-1]
-    reference = statistics.median(times[torch_name])
+            print(f"  {name}: {times[name][-1]:.3f} s", flush=True)
+    medians = {name: statistics.median(values) for name, values in times.items()}
     print(
-        f"\nSeconds per epoch, {len(y):,} images, 784-256-128-64-10 ReLU, batch {BATCH}, Adam "
-        f"(median of {rounds}, alternating):"
+        f"\nSeconds per epoch, {len(y):,} images, 784-256-128-64-10 ReLU, batch {BATCH}, Adam lr {LR:g} "
+        f"(median of {rounds}, contenders alternating):"
     )
-    for name, values in times.items():
-        med = statistics.median(values)
-        shown = " ".join(f"{v:.2f}" for v in values)
-        print(f"  {name:28s} {med:6.3f} s   ratio to torch {med / reference:5.2f}x   [{shown}]")
+    labels = [f"vs torch {t}T" for t in torch_threads]
+    print(f"  {'':28s} {'median':>9s}" + "".join(f"  {label:>12s}" for label in labels))
+    for name, med in medians.items():
+        ratios = "".join(f"  {med / medians[t]:11.2f}x" for t in torch_names)
+        print(f"  {name:28s} {med:7.3f} s{ratios}")
 
 
 def accuracy_runs(data_dir: Path) -> None:
@@ -163,7 +166,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="timed epochs per contender")
     parser.add_argument("--numpy-threads", type=int, nargs="+", default=[1, 2], help="BLAS thread counts to time")
-    parser.add_argument("--torch-threads", type=int, default=2)
+    parser.add_argument("--torch-threads", type=int, nargs="+", default=[1, 2], help="torch thread counts to time")
     parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--skip-accuracy", action="store_true")
     args = parser.parse_args()

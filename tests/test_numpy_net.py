@@ -390,7 +390,8 @@ def test_issue_command_lines_compose(compose) -> None:  # noqa: ANN001 - the con
     founding = compose(["experiment=numpy_founding"])
     s = NumpyNetBackend(founding).settings
     assert s.hidden == [256, 128, 64] and s.batch_size is None and s.epochs == 150
-    assert (s.optimizer.name, s.scheduler.name, s.dropout, s.early_stopping) == ("sgd", "none", 0.0, None)
+    assert (s.optimizer.name, s.optimizer.lr, s.scheduler.name) == ("sgd", 0.5, "cosine")
+    assert (s.optimizer.weight_decay, s.dropout, s.early_stopping) == (0.0, 0.0, None)
     assert founding.data.split.val == 0.2
 
 
