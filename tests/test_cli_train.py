@@ -60,7 +60,7 @@ def test_default_run_writes_metrics_model_log_and_plots(default_run) -> None:
     assert {"confusion_matrix_test.png", "learning_curves.png", "prediction_grid_test.png",
             "first_layer_weights.png"} <= set(pngs)
     assert any(name.startswith("misclassified") for name in pngs)
-    assert any(name.startswith("data_distribution") for name in pngs)
+    assert "class_distribution.png" in pngs and "class_samples.png" in pngs
     assert all(png_ok(run_dir / "plots" / name) for name in pngs)
     assert str(run_dir) in proc.stderr + proc.stdout, "the run folder is printed"
 
