@@ -413,3 +413,31 @@ def test_model_json_is_plain(trained, data, tmp_path):
     folder = save_model(backend, tmp_path / "m", data.info, data.preprocessing)
     arch = json.loads((folder / "mnistfw_model.json").read_text())["architecture"]
     assert arch["format"] == "spark_pipeline_model" and arch["features"] == "array"
+
+
+# -- composed configs ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model=spark_mlp"],
+        ["model=spark_mlp", "model.hidden=[128,64]", "model.max_iter=200", "model.block_size=256"],
+        ["model=spark_mlp", "model.tuning=cross_validator"],
+        ["model=spark_mlp", "spark=cluster", "spark.master=spark://host:7077", "spark.conf.spark.executor.memory=4g"],
+        ["model=spark_mlp", "spark=cluster", "spark.master=yarn", "+spark.conf.spark.yarn.maxAppAttempts=1"],
+        ["experiment=spark_founding"],
+    ],
+)
+def test_issue_command_lines_compose_and_validate(compose, overrides, monkeypatch):
+    from mnistfw.config.validation import validate_section
+
+    monkeypatch.setenv("MNISTFW_DATA_DIR", "/tmp/mnistfw-data")
+    cfg = compose(overrides)
+    backend = SparkMLPBackend(cfg)  # validates model and spark sections, starts nothing
+    assert backend.model_cfg is not None
+    settings = validate_section(cfg.spark, SparkConfig, "spark").spark_settings()
+    if "spark=cluster" in overrides:
+        assert settings["spark.executor.memory"] == "4g"
+        assert "spark.executor.instances" not in settings  # null: Spark's default
+    if "experiment=spark_founding" in overrides:
+        assert backend.model_cfg.features == "columns" and backend.model_cfg.standardize
+        assert backend.model_cfg.tuning == "cross_validator" and backend.model_cfg.tuning_metric == "f1"

@@ -225,11 +225,13 @@ class SparkMLPBackend(Backend):
         timings["data_share"] = (timings["transfer_s"] + timings.get("features_s", 0.0)) / max(timings["total_s"], 1e-9)
         self.run_info["timings"] = timings
         self.run_info["spark_metrics"] = dict(self.spark_metrics)
+        per_iteration = timings["s_per_iteration"]
         log.info(
-            "Spark MLP: fit %.1f s for %d iterations (%.2f s/iteration), data %.0f%% of the run, BLAS %s",
+            "Spark MLP: fit %.1f s%s, data %.0f%% of the run, BLAS %s",
             timings["fit_s"],
-            timings["iterations"],
-            timings["s_per_iteration"],
+            f" for {timings['iterations']} iterations ({per_iteration:.2f} s/iteration)"
+            if per_iteration is not None
+            else f" ({cfg.tuning} over {timings.get('candidates', 1)} candidates and the refit)",
             100 * timings["data_share"],
             self.run_info["blas"],
         )
@@ -435,7 +437,7 @@ class SparkMLPBackend(Backend):
             "fit_s": t_fit,
             "iterations": len(losses),
             "chunks": 1,
-            "s_per_iteration": float("nan"),
+            "s_per_iteration": None,  # several fits of different sizes: no single figure
             "candidates": len(grid),
         }
         return history, timings

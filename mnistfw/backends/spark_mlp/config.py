@@ -43,7 +43,7 @@ class SparkMLPConfig:
     standardize: bool = False
     with_mean: bool = True
     with_std: bool = True
-    report_every: int | None = 25
+    report_every: int | None = 50
     train_eval_rows: int = 5000
     keep_best: bool = True
     patience: int | None = None
@@ -170,6 +170,7 @@ class SparkConfig:
             "spark.driver.memory": self.driver_memory,
             "spark.ui.enabled": str(self.ui).lower(),
             "spark.ui.showConsoleProgress": "false",
+            "spark.log.level": self.log_level.upper(),
             # Native BLAS (OpenBLAS) must not start its own threads inside each task.
             "spark.executorEnv.OPENBLAS_NUM_THREADS": "1",
         }

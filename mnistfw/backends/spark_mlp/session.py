@@ -187,6 +187,7 @@ def start_session(cfg: SparkConfig, reuse: bool = True) -> SessionHandle:
             f"spark.master={cfg.master}, but this process already runs a SparkSession on "
             f"{other.sparkContext.master} (one per process); stop it first or use that master"
         )
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # one INFO line per closed connection
     builder = SparkSession.builder.master(cfg.master)
     for key, value in cfg.spark_settings().items():
         builder = builder.config(key, value)
