@@ -122,8 +122,10 @@ class NumpyNetConfig:
     dropout: float = 0.0
     early_stopping: Any = None
     dtype: str = "float32"
-    #: BLAS threads while training/predicting; null leaves the library's setting.
-    num_threads: int | None = None
+    #: BLAS threads while training/predicting; null leaves the library's setting (usually all cores).
+    #: 1 is nearly as fast as more for batches of a few hundred rows, and does not collapse when
+    #: other processes share the cores (spinning BLAS threads do).
+    num_threads: int | None = 1
     progress: bool = True
 
     def __post_init__(self) -> None:
