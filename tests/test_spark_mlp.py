@@ -178,7 +178,18 @@ def test_columns_assembler_without_scaler_and_layers_list(spark, small, tmp_path
     assert backend._model.stages[0].getInputCols()[:2] == ["pixel0", "pixel1"]
     folder = save_model(backend, tmp_path / "model", small.info, small.preprocessing)
     loaded = SparkMLPBackend.load(folder, read_model_meta(folder))
-    np.testing.assert_allclose(loaded.predict_proba(small.val.x), backend.predict_proba(small.val.x), atol=1e-12)
+    proba = backend.predict_proba(small.val.x)
+    np.testing.assert_allclose(loaded.predict_proba(small.val.x), proba, atol=1e-12)
+    # the weights as first_layer_weights lays them out reproduce Spark's forward pass
+    w1 = backend.first_layer_weights()
+    flat = backend._model.stages[-1].weights.toArray()
+    b1 = flat[49 * 8 : 49 * 8 + 8]
+    w2 = flat[49 * 8 + 8 : 49 * 8 + 8 + 80].reshape((10, 8), order="F").T
+    b2 = flat[-10:]
+    hidden = 1 / (1 + np.exp(-(small.val.x.astype(np.float64) @ w1 + b1)))
+    logits = hidden @ w2 + b2
+    ours = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(ours / ours.sum(axis=1, keepdims=True), proba, atol=1e-9)
     backend.close()
 
 

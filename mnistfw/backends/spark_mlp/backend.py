@@ -296,6 +296,7 @@ class SparkMLPBackend(Backend):
         history: History = []
         done, chunks, weights, model = 0, 0, None, None
         best: tuple[float, int, Any] | None = None  # (val/accuracy, iteration, model)
+        chunk_times: list[float] = []
         stale = 0
         t_fit = t_measure = 0.0
         while done < cfg.max_iter:
@@ -309,6 +310,7 @@ class SparkMLPBackend(Backend):
             dt = time.perf_counter() - t1
             t_fit += dt
             chunks += 1
+            chunk_times.append(dt)
             objective = list(model.summary().objectiveHistory)
             # l-bfgs records the starting loss first; gd records one loss per iteration.
             losses = objective[1:] if cfg.solver == "l-bfgs" and len(objective) > 1 else objective
@@ -355,6 +357,7 @@ class SparkMLPBackend(Backend):
             "iterations": done,
             "chunks": chunks,
             "s_per_iteration": t_fit / max(done, 1),
+            "chunk_s": [round(t, 3) for t in chunk_times],
         }
         self.run_info["iterations"] = done
         return history, timings
