@@ -73,12 +73,14 @@ def hand_loop_epochs(data, cfg, epochs: int) -> tuple[list[float], float]:  # ty
 
 
 def lightning_epochs(data, cfg, epochs: int) -> tuple[list[float], float]:  # type: ignore[no-untyped-def]
+    import torch
     from omegaconf import open_dict
 
     from mnistfw.backends.lightning_mlp import LightningMLPBackend
 
     with open_dict(cfg):
         cfg.trainer.max_epochs = epochs
+        cfg.trainer.num_threads = torch.get_num_threads()
         cfg.model.scheduler.name = "none"
     stamps: list[float] = []
     start = [0.0]
@@ -97,6 +99,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--skip-cli", action="store_true", help="only the per-epoch comparison")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for both sides (default: torch's own, one per core)")
     args = parser.parse_args()
     data_root = Path(os.environ.get("MNISTFW_DATA_DIR", REPO.parent / "shared" / "data"))
     if not (data_root / "mnist").is_dir():
@@ -104,6 +108,8 @@ def main() -> None:
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     data = load_full_mnist(data_root)
     cfg = default_config()
     print(f"data: train {len(data.train)} val {len(data.val)} test {len(data.test)}; "
