@@ -8,7 +8,12 @@ Spark trains the MLP in one call, so to report progress (and let Optuna prune) t
 trains in chunks of ``report_every`` L-BFGS iterations, each chunk starting from the previous
 chunk's weights (``initialWeights``); after each chunk it measures the validation split and
 calls ``on_epoch_end(iteration, metrics)``. The per-iteration objective of every chunk
-(``summary().objectiveHistory``) goes into the returned history as ``train/loss``.
+(``summary().objectiveHistory``) goes into the returned history as ``train/loss``. The weights
+of the best-scoring report are kept (``keep_best``); ``patience`` stops early.
+
+With ``tuning`` set, Spark's ``CrossValidator`` / ``TrainValidationSplit`` fits the whole
+Pipeline over ``param_grid`` instead (one report at the end, chosen parameters in ``run_info``).
+Spark's ``MulticlassClassificationEvaluator`` scores val/test at the end (``spark_metrics``).
 """
 
 from __future__ import annotations
