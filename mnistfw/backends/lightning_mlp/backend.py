@@ -66,6 +66,7 @@ class LightningMLPBackend(Backend):
             scheduler=asdict(mc.scheduler),
             max_epochs=int(tc.max_epochs),
             steps_per_epoch=len(train),
+            gradient_clip_val=tc.get("gradient_clip_val"),
         )
         module.epoch_callback = on_epoch_end
         trainer = pl.Trainer(
@@ -94,7 +95,6 @@ class LightningMLPBackend(Backend):
             "min_epochs": int(tc.get("min_epochs") or 1),
             "limit_train_batches": tc.limit_train_batches,
             "limit_val_batches": tc.limit_val_batches,
-            "gradient_clip_val": tc.get("gradient_clip_val"),
             "deterministic": tc.get("deterministic", False),
             "log_every_n_steps": int(tc.get("log_every_n_steps", 50)),
             "enable_progress_bar": bool(tc.get("enable_progress_bar", True)),
