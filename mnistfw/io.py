@@ -32,20 +32,25 @@ def dumps_json(obj: Any) -> str:
     return number_list.sub(lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
 
 
-def write_json(path: Path | str, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON through a temporary file and an atomic rename."""
+def write_text(path: Path | str, text: str) -> Path:
+    """Write ``text`` through a temporary file and an atomic rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
-            fh.write(dumps_json(obj) + "\n")
+            fh.write(text)
         publish(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     return path
+
+
+def write_json(path: Path | str, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON through a temporary file and an atomic rename."""
+    return write_text(path, dumps_json(obj) + "\n")
 
 
 def _json_default(obj: Any) -> Any:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mnistfw.io import write_json
+from mnistfw.io import write_json, write_text
 from mnistfw.sweeps.runner import SweepPlan
 
 log = logging.getLogger("mnistfw.sweep")
@@ -78,20 +78,8 @@ def write_best_config(trial: Any, sweep_dir: Path, master_config: Any, value_tex
         f"# Best trial {trial.number} of Optuna study '{study_name}' ({value_text}), from {run_dir}\n"
         f"# Re-run it: {_program()} --config-path {shlex.quote(str(sweep_dir))} --config-name best_config\n"
     )
-    _write_text(path, header + OmegaConf.to_yaml(cfg))
+    write_text(path, header + OmegaConf.to_yaml(cfg))
     return path
-
-
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_trials_csv(trials: list[Any], path: Path, n_objectives: int) -> Path:
@@ -256,7 +244,7 @@ def write_results(
         if skipped:
             results["plots_skipped"] = skipped
     write_json(sweep_dir / "optimization_results.json", results)
-    _write_text(sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(OmegaConf.create(_yaml_safe(results))))
+    write_text(sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(OmegaConf.create(_yaml_safe(results))))
     log.info("results: %s", sweep_dir / "optimization_results.yaml")
     return results
 
