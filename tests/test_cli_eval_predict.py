@@ -262,10 +262,11 @@ def test_predict_bad_inputs(workdir: Path, logreg_run: Path, tmp_path: Path) -> 
         ([f"run_dir={no_model}", f"inputs={tmp_path / 'wrong.npy'}"], "holds no saved model"),
     ]
     for n, (args, message) in enumerate(cases):
-        result, _ = _cli(workdir, "mnistfw-predict", f"predicts/error{n}", *args)
+        result, out = _cli(workdir, "mnistfw-predict", f"predicts/error{n}", *args)
         assert result.returncode == 2, (args, result.stderr[-2000:])
         lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(lines) == 1 and message in lines[0], (args, result.stderr[-2000:])
+        assert not out.exists(), f"{args}: a failed run left {sorted(p.name for p in out.iterdir())}"
 
 
 # --------------------------------------------------------------------------- every backend

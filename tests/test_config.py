@@ -69,6 +69,8 @@ def test_defaults_are_the_documented_ones(compose) -> None:
         (["+evaluation.evaluators.nosuch={}"], "nosuch", "available"),
         (["objective=accuracy"], "objective", "val/accuracy"),
         (["evaluation.evaluators.f1.average=median"], "evaluation.evaluators.f1", "macro"),
+        (["model.augment.rotation=-5"], "model.augment.rotation", "[0, 180] degrees"),
+        (["+model.augment.flip=true"], "model.augment.flip", "rotation, scale, shift"),
     ],
 )
 def test_validation_errors_name_the_key(compose, overrides: list[str], key: str, fragment: str) -> None:

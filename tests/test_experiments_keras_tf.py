@@ -38,6 +38,7 @@ def test_keras_selu_is_the_founding_setup(compose) -> None:  # noqa: ANN001 - fi
 def test_keras_tuner_networks(compose) -> None:  # noqa: ANN001 - fixture
     ann = compose(["experiment=keras_tuner_ann"])
     assert list(ann.model.hidden) == [128] and ann.model.activation == "relu" and not ann.model.batch_norm
+    assert ann.model.augment.shift == 2 and ann.trainer.max_epochs == 40
     dnn = compose(["experiment=keras_tuner_dnn"])
     assert list(dnn.model.hidden) == [128, 128, 64, 64] and dnn.model.batch_norm
     for cfg in (ann, dnn):

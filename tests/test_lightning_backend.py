@@ -76,3 +76,46 @@ def test_model_folder_errors(compose, data, tmp_path: Path) -> None:
         load_model(folder)
     with pytest.raises(ModelFormatError, match="not an mnistfw model folder"):
         load_model(tmp_path)
+
+
+def test_random_affine_moves_ink_within_its_limits(data) -> None:
+    import torch
+
+    from mnistfw.backends.lightning_mlp.module import RandomAffine
+
+    # One bright pixel in the middle: a pure shift of at most 2 px moves it by at most 2 px
+    # and keeps its mass (bilinear weights sum to one away from the border).
+    x = torch.zeros(200, 784)
+    x[:, 14 * 28 + 14] = 1.0
+    torch.manual_seed(0)
+    out = RandomAffine((28, 28), shift=2, rotation=0, scale=0)(x).view(-1, 28, 28)
+    rows, cols = torch.arange(28.0).view(1, 28, 1), torch.arange(28.0).view(1, 1, 28)
+    mass = out.sum((1, 2))
+    dy, dx = (out * rows).sum((1, 2)) / mass - 14, (out * cols).sum((1, 2)) / mass - 14
+    torch.testing.assert_close(mass, torch.ones(200))
+    assert dx.abs().max() <= 2 + 1e-4 and dy.abs().max() <= 2 + 1e-4
+    assert dx.std() > 0.5 and dy.std() > 0.5  # drawn per image, not one shift for the batch
+
+    # Standardised inputs go through pixel space and back: no distortion is the identity, and
+    # the padding is background (the per-pixel mean), not zero in standardised units.
+    std_data = load_dataset({"source": "sample", "standardize": True, "split": {"val": 0.1, "test": 0.1}}, seed=0)
+    xs = torch.from_numpy(std_data.train.x[:16])
+    pre = std_data.preprocessing
+    same = RandomAffine((28, 28), 0, 0, 0, pre.mean, pre.std)(xs)
+    torch.testing.assert_close(same, xs, atol=1e-4, rtol=0)
+    moved = RandomAffine((28, 28), 0, 90, 0, pre.mean, pre.std)(xs)
+    assert not torch.allclose(moved, xs, atol=1e-2)
+    pixels = moved * torch.tensor(pre.std) + torch.tensor(pre.mean)
+    assert float(pixels.min()) > -1e-4 and float(pixels.max()) < 1 + 1e-4
+    corner = pixels.view(-1, 28, 28)[:, 0, 0]
+    torch.testing.assert_close(corner, torch.zeros(16), atol=1e-4, rtol=0)
+
+
+def test_augmented_training_is_seeded_and_differs_from_plain(compose, data) -> None:
+    aug = ("model.augment.shift=2", "model.augment.rotation=10", "model.augment.scale=0.1", "seed=5")
+    a, hist_a = _fit(_cfg(compose, *aug), data)
+    b, hist_b = _fit(_cfg(compose, *aug), data)
+    plain, hist_plain = _fit(_cfg(compose, "seed=5"), data)
+    assert [h["train/loss"] for h in hist_a] == [h["train/loss"] for h in hist_b]
+    assert [h["train/loss"] for h in hist_a] != [h["train/loss"] for h in hist_plain]
+    np.testing.assert_array_equal(a.predict_proba(data.test.x), b.predict_proba(data.test.x))

@@ -43,11 +43,24 @@ def _to_log_files(message: str) -> None:
                                                 "levelname": "ERROR", "msg": message}))
 
 
+def _discard_if_bare(run_dir: Path) -> None:
+    """Remove a failed run's folder when it holds only Hydra's bookkeeping (``.hydra/``, logs)."""
+    if not run_dir.is_dir():
+        return
+    if any(p.name != ".hydra" and p.suffix != ".log" for p in run_dir.iterdir()):
+        return
+    import shutil
+
+    logging.shutdown()  # close the log file before removing it
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def hydra_entry(config_name: str, task: Callable[[Any, Path], Any]) -> Callable[[], Any]:
     """A console-script ``main`` running ``task(cfg, run_dir)`` under ``@hydra.main``.
 
     Config composition errors and :class:`MnistfwError` in a single run are printed as one
-    line (``error: ...``) and exit with status 2; in a multirun a job's MnistfwError
+    line (``error: ...``) and exit with status 2, and the run folder is removed when nothing
+    but Hydra's config copy and log were written to it; in a multirun a job's MnistfwError
     propagates so the sweeper records the job as failed. ``HYDRA_FULL_ERROR=1`` shows Hydra's
     own messages and tracebacks instead.
     """
@@ -75,6 +88,7 @@ def hydra_entry(config_name: str, task: Callable[[Any, Path], Any]) -> Callable[
                     raise
                 _to_log_files(f"error: {exc}")
                 print(f"error: {exc}", file=sys.stderr)
+                _discard_if_bare(Path(hc.runtime.output_dir))
                 sys.exit(2)
 
         try:

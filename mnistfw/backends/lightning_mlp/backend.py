@@ -40,7 +40,7 @@ class LightningMLPBackend(Backend):
         import pytorch_lightning as pl
         import torch
 
-        from mnistfw.backends.lightning_mlp.module import MLPModule, TensorBatches
+        from mnistfw.backends.lightning_mlp.module import MLPModule, RandomAffine, TensorBatches
 
         _quiet_lightning()
         mc, tc = self.model_cfg, self.cfg.trainer
@@ -69,6 +69,11 @@ class LightningMLPBackend(Backend):
             gradient_clip_val=tc.get("gradient_clip_val"),
         )
         module.epoch_callback = on_epoch_end
+        if mc.augment.enabled:
+            module.augment = RandomAffine(
+                data.info.image_shape, mc.augment.shift, mc.augment.rotation, mc.augment.scale,
+                data.preprocessing.mean, data.preprocessing.std,
+            )
         trainer = pl.Trainer(
             callbacks=self._callbacks(),
             logger=self._loggers(),

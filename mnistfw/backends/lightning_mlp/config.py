@@ -56,6 +56,24 @@ class MonitorConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Random affine distortions of training images, drawn per image and step; 0 turns each off."""
+
+    shift: float = 0.0  # largest translation, in pixels
+    rotation: float = 0.0  # largest rotation, in degrees
+    scale: float = 0.0  # largest relative zoom: 0.1 draws factors in [0.9, 1.1]
+
+    def __post_init__(self) -> None:
+        require(self.shift >= 0, "augment.shift", f"must be >= 0 pixels, got {self.shift}")
+        require(0 <= self.rotation <= 180, "augment.rotation", f"must be in [0, 180] degrees, got {self.rotation}")
+        require(0 <= self.scale < 1, "augment.scale", f"must be in [0, 1), got {self.scale}")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.shift or self.rotation or self.scale)
+
+
+@dataclass
 class LightningMLPConfig:
     backend: str = "lightning_mlp"
     hidden: list[int] = field(default_factory=lambda: [512, 256])
@@ -63,6 +81,7 @@ class LightningMLPConfig:
     batch_norm: bool = False
     dropout: float = 0.0
     batch_size: int = 128
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     early_stopping: MonitorConfig = field(default_factory=MonitorConfig)

@@ -9,6 +9,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from mnistfw.backends.base import EpochCallback, epoch_metrics
 
@@ -66,6 +67,56 @@ class TensorBatches:
             yield x[start : start + self.batch_size], y[start : start + self.batch_size]
 
 
+class RandomAffine:
+    """Per-image random shift, rotation and zoom of a batch of flattened images.
+
+    Works on pixel intensities (``x * std + mean`` when the inputs were standardised), pads
+    with background (0), and maps the result back to the model's input space. Draws from
+    torch's global generator, so ``seed`` makes it reproducible.
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int],
+        shift: float,
+        rotation: float,
+        scale: float,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+    ) -> None:
+        self.h, self.w = image_shape
+        self.shift, self.rotation, self.scale = float(shift), float(rotation), float(scale)
+        self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32).view(1, 1, self.h, self.w)
+        self.std = None if std is None else torch.tensor(std, dtype=torch.float32).view(1, 1, self.h, self.w)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        n = len(x)
+        images = x.reshape(n, 1, self.h, self.w)
+        if self.mean is not None and self.std is not None:
+            mean, std = self.mean.to(x.device), self.std.to(x.device)
+            images = images * std + mean
+
+        def uniform(limit: float) -> torch.Tensor:
+            return (torch.rand(n, device=x.device) * 2 - 1) * limit
+
+        angle = uniform(self.rotation * torch.pi / 180)
+        zoom = 1 + uniform(self.scale)
+        # affine_grid maps output to input coordinates in [-1, 1]: one pixel is 2 / size.
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+        theta = torch.stack(
+            [
+                torch.stack([cos, -sin, uniform(self.shift * 2 / self.w)], dim=1),
+                torch.stack([sin, cos, uniform(self.shift * 2 / self.h)], dim=1),
+            ],
+            dim=1,
+        )
+        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+        out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if self.mean is not None and self.std is not None:
+            out = (out - mean) / std
+        return out.reshape(n, -1)
+
+
 class MLPModule(pl.LightningModule):
     """An MLP classifier; reports per-epoch metrics through ``epoch_callback``."""
 
@@ -91,6 +142,7 @@ class MLPModule(pl.LightningModule):
         self.net = build_mlp(n_features, n_classes, list(hidden), activation, batch_norm, dropout)
         self.loss_fn = nn.CrossEntropyLoss()
         self.epoch_callback: EpochCallback | None = None
+        self.augment: RandomAffine | None = None
         self.history: list[dict[str, float]] = []
         self._reset_train_sums()
         self._val_proba: list[torch.Tensor] = []
@@ -115,6 +167,8 @@ class MLPModule(pl.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
+        if self.augment is not None:
+            x = self.augment(x)
         opt = self.optimizers()
         logits = self(x)
         loss = self.loss_fn(logits, y)
