@@ -33,12 +33,12 @@ def dumps_json(obj: Any) -> str:
 
 
 def write_text(path: Path | str, text: str) -> Path:
-    """Write ``text`` through a temporary file and an atomic rename."""
+    """Write ``text`` as is (no newline translation) through a temporary file and an atomic rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as fh:
+        with os.fdopen(fd, "w", newline="") as fh:
             fh.write(text)
         publish(tmp, path)
     except BaseException:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from mnistfw.errors import ConfigError, DataError, ModelFormatError
+from mnistfw.io import write_text
 
 log = logging.getLogger("mnistfw.predict")
 
@@ -150,17 +151,7 @@ def write_csv(path: Path, names: list[str], proba: np.ndarray, class_names: list
     labels = proba.argmax(axis=1)
     for name, label, row in zip(names, labels, proba):
         writer.writerow([name, int(label), class_names[label], f"{row[label]:.6f}", *(f"{p:.6f}" for p in row)])
-    _atomic_write_text(path, buf.getvalue())
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w", newline="") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    write_text(path, buf.getvalue())
 
 
 def draw_sheet(
