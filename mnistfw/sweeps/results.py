@@ -173,6 +173,9 @@ def draw_plots(study: Any, sweep_dir: Path, objective_names: list[str]) -> tuple
                 warnings.simplefilter("ignore")
                 axes = draw()
             first = axes.flat[0] if hasattr(axes, "flat") else axes
+            if name == "parallel_coordinate":  # one vertical axis per parameter: give each room
+                width, height = first.figure.get_size_inches()
+                first.figure.set_size_inches(max(width, 1.5 * len(first.figure.axes)), max(height, 5.5))
             save_figure(first.figure, sweep_dir / f"{name}.png")
             written.append(f"{name}.png")
         except Exception as exc:  # noqa: BLE001 - a plot must not lose the results
