@@ -135,7 +135,6 @@ class SparkMLPBackend(Backend):
     # -- data ------------------------------------------------------------------------------
     def _frame(self, x: np.ndarray, y: np.ndarray | None, transfer: str | None = None) -> Any:
         """A Spark DataFrame of the inputs, in the layout the pipeline's first stage reads."""
-        from mnistfw.backends.spark_mlp.stages import expand_pixels
 
         cfg = self.spark_cfg
         df = to_spark(
@@ -146,11 +145,19 @@ class SparkMLPBackend(Backend):
             cache_dir=cfg.cache_dir,
             partitions=cfg.partitions,
         )
-        return expand_pixels(df, x.shape[1]) if self.features == "columns" else df
+        return self._expanded(df, x.shape[1])
+
+    def _expanded(self, df: Any, n_features: int) -> Any:
+        """``df`` with one column per pixel when the pipeline reads columns, cached.
+
+        Left lazy, the 784 array lookups are inlined into every later stage's expressions and
+        recomputed there: a prediction over per-pixel columns ran about 40x slower."""
+        from mnistfw.backends.spark_mlp.stages import expand_pixels
+
+        return self._cache(expand_pixels(df, n_features)) if self.features == "columns" else df
 
     def _split_frame(self, data: Dataset, split: str) -> Any:
         """``split`` of ``data``, or of ``spark.data_path`` when that names a file for it."""
-        from mnistfw.backends.spark_mlp.stages import expand_pixels
 
         path = getattr(self.spark_cfg.data_path, split)
         part = data.split(split)
@@ -159,7 +166,7 @@ class SparkMLPBackend(Backend):
             df = read_files(self.spark, path, dp.format, dp.label_column, data.preprocessing)
             if self.spark_cfg.partitions:
                 df = df.repartition(self.spark_cfg.partitions)
-            return expand_pixels(df, data.info.n_features) if self.features == "columns" else df
+            return self._expanded(df, data.info.n_features)
         if len(part) == 0:
             return None
         return self._frame(part.x, part.y)
@@ -495,7 +502,13 @@ class SparkMLPBackend(Backend):
         if len(x) == 0:
             return np.zeros((0, self.n_classes))
         x = x.reshape(len(x), -1)
-        return collect_proba(self._model.transform(self._frame(x, None, "arrow")), self.n_classes)
+        df = self._frame(x, None, "arrow")
+        try:
+            return collect_proba(self._model.transform(df), self.n_classes)
+        finally:
+            if any(df is cached for cached in self._cached):
+                self._cached = [cached for cached in self._cached if cached is not df]
+                df.unpersist()
 
     def first_layer_weights(self) -> np.ndarray | None:
         """First layer weights ``(n_features, n_units)`` (acting on the scaled features)."""
