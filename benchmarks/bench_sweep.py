@@ -109,7 +109,8 @@ def main() -> None:
         print("set MNISTFW_DATA_DIR to the folder holding mnist/ (e.g. ../shared/data)", file=sys.stderr)
         sys.exit(2)
     temporary = opts.out is None
-    out = opts.out or Path(tempfile.mkdtemp(prefix="mnistfw-bench-sweep-"))
+    # Absolute: Hydra reads a relative --config-path (the re-run) as a Python module path.
+    out = (opts.out or Path(tempfile.mkdtemp(prefix="mnistfw-bench-sweep-"))).resolve()
     out.mkdir(parents=True, exist_ok=True)
     try:
         pruned = sweep("pruned", out, opts, [])
