@@ -96,9 +96,12 @@ def test_ctrl_c_leaves_a_last_checkpoint_that_resumes(tmp_path: Path) -> None:
     env = {"MNISTFW_DATA_DIR": str(tmp_path / "no-data")}
     import os
 
+    # A shell without job control starts background jobs with SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: give the child the default disposition back.
     proc = subprocess.Popen(
-        [script("mnistfw-train"), *args, "trainer.max_epochs=200"], cwd=tmp_path,
+        [script("mnistfw-train"), *args, "trainer.max_epochs=100000"], cwd=tmp_path,
         env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 180
     log_text = ""
@@ -106,13 +109,18 @@ def test_ctrl_c_leaves_a_last_checkpoint_that_resumes(tmp_path: Path) -> None:
     while time.time() < deadline:
         line = proc.stdout.readline()
         log_text += line
-        if "epoch 2 " in line:
+        if "epoch 2 " in line or not line:
             break
     proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=120)
+    try:
+        rest, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rest, _ = proc.communicate()
+        pytest.fail("mnistfw-train kept training after SIGINT:\n" + (log_text + rest)[-4000:])
     log_text += rest
     last = next(tmp_path.rglob("checkpoints/last.ckpt"))
-    assert "resume with ckpt_path=" in log_text
+    assert "resume with ckpt_path=" in log_text, log_text[-4000:]
     assert not list(tmp_path.rglob("metrics.json")), "an interrupted run writes no metrics"
 
     resumed = run_cli("mnistfw-train", *args, f"ckpt_path={last}", "trainer.max_epochs=4", cwd=tmp_path)
