@@ -47,6 +47,9 @@ def _discard_if_bare(run_dir: Path) -> None:
     """Remove a failed run's folder when it holds only Hydra's bookkeeping (``.hydra/``, logs)."""
     if not run_dir.is_dir():
         return
+    here, folder = Path.cwd().resolve(), run_dir.resolve()
+    if folder == here or folder in here.parents:  # hydra.run.dir=. : never remove the working folder
+        return
     if any(p.name != ".hydra" and p.suffix != ".log" for p in run_dir.iterdir()):
         return
     import shutil
