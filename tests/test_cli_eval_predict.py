@@ -324,3 +324,13 @@ def test_eval_and_predict_work_for_every_backend(backend: str, workdir: Path, pi
         result, _ = _cli(workdir, "mnistfw-eval", f"evals/{backend}_tampered", f"run_dir={tampered}")
         assert result.returncode == 2 and weights[0].name in result.stderr, result.stderr[-2000:]
         assert not marker.exists()
+
+
+def test_failed_run_keeps_the_working_folder(tmp_path: Path) -> None:
+    # A failed run removes a run folder holding only Hydra's bookkeeping, but never the folder
+    # the command runs in (hydra.run.dir=.).
+    here = tmp_path / "here"
+    here.mkdir()
+    result = run_cli("mnistfw-predict", f"run_dir={tmp_path / 'missing'}", "inputs=x.png", "hydra.run.dir=.", cwd=here)
+    assert result.returncode == 2 and "error: run_dir:" in result.stderr
+    assert here.is_dir() and (here / ".hydra").is_dir()
