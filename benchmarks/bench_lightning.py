@@ -4,7 +4,8 @@
 
 Part 1 trains the same MLP (the default config's layers, batch size and optimiser) on full
 MNIST with (a) a plain PyTorch loop over pre-shuffled tensor slices and (b) mnistfw's
-Lightning backend, validating once per epoch in both. It does so in several alternating
+Lightning backend, validating once per epoch in both; both keep per-epoch training loss and
+accuracy sums, as any loop that reports them must. It does so in several alternating
 rounds and prints each round's median seconds per epoch and ratio, then the median ratio:
 on a shared machine one round can be hit by another job's burst of load. Part 2 runs
 ``mnistfw-train`` with the default config and prints its wall time
@@ -61,11 +62,19 @@ def hand_loop_epochs(data, cfg, epochs: int) -> tuple[list[float], float]:  # ty
         net.train()
         order = torch.randperm(len(y))
         xs, ys = x[order], y[order]
+        # The same per-epoch training loss/accuracy sums the backend keeps for its logs.
+        loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
         for i in range(0, len(ys), bs):
+            yb = ys[i : i + bs]
+            logits = net(xs[i : i + bs])
+            loss = loss_fn(logits, yb)
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(xs[i : i + bs]), ys[i : i + bs])
             loss.backward()
             opt.step()
+            with torch.no_grad():
+                loss_sum += loss.detach() * len(yb)
+                correct += (logits.argmax(1) == yb).sum()
+        float(loss_sum), int(correct)
         net.eval()
         with torch.inference_mode():
             acc = float((torch.cat([net(xv[i : i + 1024]) for i in range(0, len(yv), 1024)]).argmax(1) == yv)
@@ -102,6 +111,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per side and round")
     parser.add_argument("--rounds", type=int, default=5, help="hand-loop/Lightning rounds")
     parser.add_argument("--skip-cli", action="store_true", help="only the per-epoch comparison")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="batch size for both sides of part 1 (default: the default config's)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for both sides (default: torch's own, one per core)")
     args = parser.parse_args()
@@ -115,6 +126,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     data = load_full_mnist(data_root)
     cfg = default_config()
+    if args.batch_size:
+        cfg.model.batch_size = args.batch_size
     print(f"data: train {len(data.train)} val {len(data.val)} test {len(data.test)}; "
           f"model {list(cfg.model.hidden)} {cfg.model.activation} batch {cfg.model.batch_size}; "
           f"torch {torch.__version__} threads {torch.get_num_threads()}")
