@@ -139,6 +139,9 @@ class MLPModule(pl.LightningModule):
         # One optimiser step per batch, written out: Lightning's automatic-optimisation closure
         # costs about a millisecond per step, which is a large share of a small MLP's step.
         self.automatic_optimization = False
+        # Read once here rather than from self.hparams on every step.
+        self._clip_norm = gradient_clip_val or None
+        self._scheduler_per_step = scheduler["name"] == "onecycle"
         self.net = build_mlp(n_features, n_classes, list(hidden), activation, batch_norm, dropout)
         self.loss_fn = nn.CrossEntropyLoss()
         self.epoch_callback: EpochCallback | None = None
@@ -174,10 +177,10 @@ class MLPModule(pl.LightningModule):
         loss = self.loss_fn(logits, y)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        if self.hparams.gradient_clip_val:
-            self.clip_gradients(opt, gradient_clip_val=self.hparams.gradient_clip_val, gradient_clip_algorithm="norm")
+        if self._clip_norm:
+            self.clip_gradients(opt, gradient_clip_val=self._clip_norm, gradient_clip_algorithm="norm")
         opt.step()
-        if self.hparams.scheduler["name"] == "onecycle":
+        if self._scheduler_per_step:
             self.lr_schedulers().step()
         sums = self._sums
         with torch.no_grad():

@@ -102,6 +102,12 @@ class SparkMLPBackend(Backend):
         self._cached.append(df)
         return df
 
+    def _uncache(self, df: Any) -> None:
+        """Unpersist ``df`` now if :meth:`_cache` holds it (``close`` unpersists the rest)."""
+        if any(df is cached for cached in self._cached):
+            self._cached = [cached for cached in self._cached if cached is not df]
+            df.unpersist()
+
     @contextlib.contextmanager
     def _progress(self, label: str, every_s: float = 30.0) -> Iterator[None]:
         """Every ``every_s`` seconds, log how many Spark jobs (one per loss/gradient evaluation
@@ -135,7 +141,6 @@ class SparkMLPBackend(Backend):
     # -- data ------------------------------------------------------------------------------
     def _frame(self, x: np.ndarray, y: np.ndarray | None, transfer: str | None = None) -> Any:
         """A Spark DataFrame of the inputs, in the layout the pipeline's first stage reads."""
-
         cfg = self.spark_cfg
         df = to_spark(
             self.spark,
@@ -158,7 +163,6 @@ class SparkMLPBackend(Backend):
 
     def _split_frame(self, data: Dataset, split: str) -> Any:
         """``split`` of ``data``, or of ``spark.data_path`` when that names a file for it."""
-
         path = getattr(self.spark_cfg.data_path, split)
         part = data.split(split)
         if path:
@@ -506,9 +510,7 @@ class SparkMLPBackend(Backend):
         try:
             return collect_proba(self._model.transform(df), self.n_classes)
         finally:
-            if any(df is cached for cached in self._cached):
-                self._cached = [cached for cached in self._cached if cached is not df]
-                df.unpersist()
+            self._uncache(df)
 
     def first_layer_weights(self) -> np.ndarray | None:
         """First layer weights ``(n_features, n_units)`` (acting on the scaled features)."""
