@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def load_full_mnist(data_root: Path):  # type: ignore[no-untyped-def]
-    from mnistfw.data.config import DataConfig
-    from mnistfw.data.pipeline import load_dataset
+    from mnistfw.data.data_settings import DataConfig
+    from mnistfw.data.loading import load_dataset
 
     return load_dataset(DataConfig(source="full", dir=str(data_root / "mnist"), download=False), seed=42)
 
@@ -46,7 +46,7 @@ def default_config():  # type: ignore[no-untyped-def]
 def hand_loop_epochs(data, cfg, epochs: int) -> tuple[list[float], float]:  # type: ignore[no-untyped-def]
     import torch
 
-    from mnistfw.backends.lightning_mlp.module import build_mlp
+    from mnistfw.backends.lightning_mlp.lightning_module import build_mlp
 
     torch.manual_seed(0)
     m = cfg.model

@@ -49,9 +49,9 @@ def numpy_epoch_runner(x: np.ndarray, y: np.ndarray, threads: int | None):
     """A function running one epoch of the backend's own training loop (Trainer.run_epoch)."""
     from threadpoolctl import threadpool_limits
 
-    from mnistfw.backends.numpy_net.config import NumpyNetConfig
     from mnistfw.backends.numpy_net.network import Network
-    from mnistfw.backends.numpy_net.training import Trainer
+    from mnistfw.backends.numpy_net.numpy_settings import NumpyNetConfig
+    from mnistfw.backends.numpy_net.trainer import Trainer
 
     settings = NumpyNetConfig(hidden=SIZES[1:-1], batch_size=BATCH, optimizer={"name": "adam", "lr": LR})
     net = Network(SIZES, "relu")
@@ -131,7 +131,7 @@ def accuracy_runs(data_dir: Path) -> None:
 
     from mnistfw.backends.numpy_net import NumpyNetBackend
     from mnistfw.config.location import config_dir
-    from mnistfw.data.pipeline import load_dataset
+    from mnistfw.data.loading import load_dataset
 
     os.environ["MNISTFW_DATA_DIR"] = str(data_dir)
     setups = {

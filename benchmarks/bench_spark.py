@@ -45,8 +45,8 @@ def compose(overrides: list[str]) -> Any:
 
 
 def load_mnist(data_root: Path, seed: int) -> tuple[Any, float]:
-    from mnistfw.data.config import DataConfig
-    from mnistfw.data.pipeline import load_dataset
+    from mnistfw.data.data_settings import DataConfig
+    from mnistfw.data.loading import load_dataset
 
     start = time.perf_counter()
     data = load_dataset(DataConfig(source="full", dir=str(data_root / "mnist"), download=False), seed=seed)
@@ -65,8 +65,8 @@ def backend_cfg(cfg: Any, **model: Any) -> Any:
 def part_transfer(spark: Any, data: Any, standardize: bool) -> dict[str, Any]:
     from pyspark.ml import Pipeline
 
-    from mnistfw.backends.spark_mlp.data import FEATURES, LABEL, to_spark
     from mnistfw.backends.spark_mlp.stages import expand_pixels, feature_stages
+    from mnistfw.backends.spark_mlp.transfer import FEATURES, LABEL, to_spark
 
     x, y = data.train.x, data.train.y
     out: dict[str, Any] = {"rows": len(y), "standardize": standardize}
@@ -208,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     cfg = compose(args.overrides)
 
-    from mnistfw.backends.spark_mlp.config import SparkConfig
     from mnistfw.backends.spark_mlp.session import blas_name, start_session
+    from mnistfw.backends.spark_mlp.spark_settings import SparkConfig
     from mnistfw.config.validation import validate_section
 
     data, load_s = load_mnist(data_root, int(cfg.seed))

@@ -22,10 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 from mnistfw import __version__
 from mnistfw.backends.base import Backend, EpochCallback, save_model
 from mnistfw.config.schema import RunSpec, validate_run_config
+from mnistfw.contract import RunArtifacts, SplitPredictions
 from mnistfw.data.dataset import Dataset
 from mnistfw.errors import ConfigError, PluginError
 from mnistfw.io import write_json
-from mnistfw.plugins.contract import RunArtifacts, SplitPredictions
 
 log = logging.getLogger("mnistfw")
 
@@ -119,7 +119,7 @@ def objective_value(cfg: DictConfig, metrics: Mapping[str, Any]) -> float | list
 
 def train(cfg: DictConfig, run_dir: Path, extra_callback: EpochCallback | None = None) -> float | list[float]:
     """Run one training job described by ``cfg`` into ``run_dir``; return the objective."""
-    from mnistfw.data.pipeline import load_dataset
+    from mnistfw.data.loading import load_dataset
     from mnistfw.sweeps.trial import pruning_hook
 
     t_start = time.perf_counter()

@@ -11,9 +11,9 @@ from omegaconf import OmegaConf
 
 from mnistfw.backends.base import MODEL_META_FILE, load_model, save_model
 from mnistfw.backends.baselines import WEIGHTS_FILE, LogRegBackend, MajorityBackend
-from mnistfw.data.config import DataConfig, SplitConfig
+from mnistfw.data.data_settings import DataConfig, SplitConfig
 from mnistfw.data.dataset import Dataset
-from mnistfw.data.pipeline import load_dataset
+from mnistfw.data.loading import load_dataset
 from mnistfw.errors import ConfigError, ModelFormatError
 
 

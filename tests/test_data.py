@@ -18,9 +18,9 @@ import pytest
 
 from mnistfw.config.validation import validate_section
 from mnistfw.data import idx
-from mnistfw.data.config import DataConfig, SplitConfig
+from mnistfw.data.data_settings import DataConfig, SplitConfig
 from mnistfw.data.download import DATASETS, FILES, IdxDataset
-from mnistfw.data.pipeline import load_dataset
+from mnistfw.data.loading import load_dataset
 from mnistfw.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parent.parent

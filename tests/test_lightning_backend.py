@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from mnistfw.backends.base import load_model, save_model
-from mnistfw.data.pipeline import load_dataset
+from mnistfw.data.loading import load_dataset
 from mnistfw.errors import ModelFormatError
 
 
@@ -81,7 +81,7 @@ def test_model_folder_errors(compose, data, tmp_path: Path) -> None:
 def test_random_affine_moves_ink_within_its_limits(data) -> None:
     import torch
 
-    from mnistfw.backends.lightning_mlp.module import RandomAffine
+    from mnistfw.backends.lightning_mlp.lightning_module import RandomAffine
 
     # One bright pixel in the middle: a pure shift of at most 2 px moves it by at most 2 px
     # and keeps its mass (bilinear weights sum to one away from the border).

@@ -11,9 +11,9 @@ from omegaconf import OmegaConf
 
 from mnistfw.backends.base import load_model, read_model_meta, save_model
 from mnistfw.backends.numpy_net import NumpyNetBackend
-from mnistfw.backends.numpy_net.backend import WEIGHTS_FILE, read_weights
 from mnistfw.backends.numpy_net.layers import ACTIVATIONS, softmax_cross_entropy_
 from mnistfw.backends.numpy_net.network import Network
+from mnistfw.backends.numpy_net.numpy_backend import WEIGHTS_FILE, read_weights
 from mnistfw.backends.numpy_net.optimizers import make_optimizer, scheduled_lr
 from mnistfw.data.dataset import DataInfo, Dataset, Preprocessing, Split
 from mnistfw.errors import ConfigError, ModelFormatError

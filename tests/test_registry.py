@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from mnistfw import registry
+from mnistfw.contract import Evaluator, Visualizer
 from mnistfw.errors import PluginError
-from mnistfw.plugins import registry
-from mnistfw.plugins.contract import Evaluator, Visualizer
 
 
 def test_builtins_are_registered_through_entry_points() -> None:

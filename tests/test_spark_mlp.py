@@ -21,8 +21,8 @@ from omegaconf import OmegaConf
 
 from mnistfw.backends.base import epoch_metrics, load_model, read_model_meta, save_model
 from mnistfw.backends.spark_mlp import SparkMLPBackend
-from mnistfw.backends.spark_mlp.config import SparkConfig, flat_conf
 from mnistfw.backends.spark_mlp.session import check_java, check_master, parse_java_major
+from mnistfw.backends.spark_mlp.spark_settings import SparkConfig, flat_conf
 from mnistfw.data.dataset import DataInfo, Dataset, Preprocessing, Split
 from mnistfw.errors import BackendUnavailableError, ConfigError, DataError, ModelFormatError
 
@@ -213,7 +213,7 @@ def test_train_validation_split_reports_chosen_params(spark, data):
 
 
 def test_parquet_transfer_is_written_once(spark, data, tmp_path):
-    from mnistfw.backends.spark_mlp.data import to_spark
+    from mnistfw.backends.spark_mlp.transfer import to_spark
 
     df = to_spark(spark, data.val.x, data.val.y, transfer="parquet", cache_dir=tmp_path / "cache")
     files = list((tmp_path / "cache").glob("*.parquet"))
@@ -233,7 +233,7 @@ def test_data_path_csv_read_by_spark(spark, small, tmp_path):
     header = "label," + ",".join(f"pixel{i}" for i in range(small.info.n_features))
     rows = np.column_stack([small.train.y, small.train.images.reshape(len(small.train), -1)]).astype(int)
     np.savetxt(csv, rows, fmt="%d", delimiter=",", header=header, comments="")
-    from mnistfw.backends.spark_mlp.data import read_files
+    from mnistfw.backends.spark_mlp.transfer import read_files
 
     table = read_files(spark, str(csv), "auto", "label", small.preprocessing).toArrow()
     pixels = table.column("pixels").combine_chunks().flatten().to_numpy().reshape(len(small.train), -1)

@@ -11,11 +11,11 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from mnistfw.backends.baselines import LogRegBackend, MajorityBackend
-from mnistfw.data.config import DataConfig, SplitConfig
+from mnistfw.contract import RunArtifacts, SplitPredictions
+from mnistfw.data.data_settings import DataConfig, SplitConfig
 from mnistfw.data.dataset import Dataset
-from mnistfw.data.pipeline import load_dataset
+from mnistfw.data.loading import load_dataset
 from mnistfw.pipeline import predict_splits
-from mnistfw.plugins.contract import RunArtifacts, SplitPredictions
 from mnistfw.visualizers.distribution import DataDistribution
 from mnistfw.visualizers.gallery import MisclassifiedGallery
 from mnistfw.visualizers.weights import FirstLayerWeights

@@ -9,7 +9,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
 # Importing the config module registers hydra/sweeper=mnistfw_optuna in the ConfigStore.
-from hydra_plugins.mnistfw_optuna_sweeper import config as _config  # noqa: F401
+from hydra_plugins.mnistfw_optuna_sweeper import sweeper_config as _config  # noqa: F401
 
 
 class MnistfwOptunaSweeper(Sweeper):

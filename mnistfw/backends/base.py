@@ -151,7 +151,7 @@ def read_model_meta(directory: Path | str) -> dict[str, Any]:
 
 def load_model(directory: Path | str, expected_backend: str | None = None) -> LoadedModel:
     """Load any backend's model folder (dispatching on the backend named in its metadata)."""
-    from mnistfw.plugins import registry
+    from mnistfw import registry
 
     directory = Path(directory)
     meta = read_model_meta(directory)

@@ -76,11 +76,11 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     from mnistfw.cli.predict import resolve_model_dir
     from mnistfw.config.schema import EvaluationConfig, VisualizationConfig, instantiate_plugins
     from mnistfw.config.validation import validate_section
-    from mnistfw.data.config import DataConfig
-    from mnistfw.data.pipeline import load_dataset
+    from mnistfw.contract import RunArtifacts
+    from mnistfw.data.data_settings import DataConfig
+    from mnistfw.data.loading import load_dataset
     from mnistfw.io import write_json
     from mnistfw.pipeline import draw_plots, evaluate_predictions, predict_splits
-    from mnistfw.plugins.contract import RunArtifacts
 
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -185,7 +185,7 @@ def _evaluate(cfg: Any, out_dir: Path) -> None:
 
 def main() -> Any:
     """Entry point of the ``mnistfw-eval`` console script."""
-    from mnistfw.cli.common import hydra_entry
+    from mnistfw.cli.hydra_app import hydra_entry
 
     return hydra_entry("eval", _evaluate)()
 

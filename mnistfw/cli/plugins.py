@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
+from mnistfw import registry
 from mnistfw.errors import PluginError
-from mnistfw.plugins import registry
 
 
 @dataclass

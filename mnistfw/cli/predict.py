@@ -158,7 +158,7 @@ def draw_sheet(
     path: Path, names: list[str], images: np.ndarray, proba: np.ndarray, class_names: list[str], columns: int = 10
 ) -> Path:
     """One PNG: the inputs as the model saw them, each titled with its label and confidence."""
-    from mnistfw.plugins.contract import save_figure
+    from mnistfw.contract import save_figure
     from mnistfw.visualizers._style import pyplot
 
     n = len(images)
@@ -278,7 +278,7 @@ def _predict(cfg: Any, out_dir: Path) -> None:
 
 def main() -> Any:
     """Entry point of the ``mnistfw-predict`` console script."""
-    from mnistfw.cli.common import hydra_entry
+    from mnistfw.cli.hydra_app import hydra_entry
 
     return hydra_entry("predict", _predict)()
 

@@ -14,7 +14,7 @@ def _train(cfg: Any, run_dir: Path) -> Any:
 
 def main() -> Any:
     """Entry point of the ``mnistfw-train`` console script."""
-    from mnistfw.cli.common import hydra_entry
+    from mnistfw.cli.hydra_app import hydra_entry
 
     return hydra_entry("train", _train)()
 

@@ -1,6 +1,6 @@
 """Validation of a whole composed run config, before any work is done.
 
-Each section has its own schema: ``data`` -> :class:`mnistfw.data.config.DataConfig`,
+Each section has its own schema: ``data`` -> :class:`mnistfw.data.data_settings.DataConfig`,
 ``model`` -> the backend's ``config_schema``, ``evaluation``/``visualization`` below (their
 plugins are looked up and instantiated here, so an unknown name or a bad option stops the
 run at once). ``trainer``/``logger``/``spark`` are checked by the backends that use them.
@@ -54,7 +54,7 @@ class RunSpec:
 
 def instantiate_plugins(kind: str, section: str, specs: dict[str, Any]) -> dict[str, Any]:
     """Load and construct each named plugin with its options; errors name the config key."""
-    from mnistfw.plugins import registry
+    from mnistfw import registry
 
     plugins: dict[str, Any] = {}
     for name, options in specs.items():
@@ -73,8 +73,8 @@ def instantiate_plugins(kind: str, section: str, specs: dict[str, Any]) -> dict[
 
 def validate_run_config(cfg: DictConfig) -> RunSpec:
     """Check every section of a composed ``train.yaml``; raise a one-line :class:`ConfigError`."""
-    from mnistfw.data.config import DataConfig
-    from mnistfw.plugins import registry
+    from mnistfw import registry
+    from mnistfw.data.data_settings import DataConfig
 
     unknown = sorted(set(cfg.keys()) - TOP_LEVEL_KEYS - {"hydra"})
     if unknown:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistfw.plugins.contract import Evaluator, MetricValue
+from mnistfw.contract import Evaluator, MetricValue
 
 _AVERAGES = ("macro", "micro", "weighted")
 

@@ -138,7 +138,7 @@ def draw_plots(study: Any, sweep_dir: Path, objective_names: list[str]) -> tuple
     from optuna.trial import TrialState
     from optuna.visualization import matplotlib as ovm
 
-    from mnistfw.plugins.contract import save_figure
+    from mnistfw.contract import save_figure
 
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mnistfw.plugins.contract import RunArtifacts, Visualizer, save_figure
+from mnistfw.contract import RunArtifacts, Visualizer, save_figure
 from mnistfw.visualizers._style import pyplot
 
 

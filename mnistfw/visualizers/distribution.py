@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistfw.plugins.contract import RunArtifacts, Visualizer, save_figure
+from mnistfw.contract import RunArtifacts, Visualizer, save_figure
 from mnistfw.visualizers._style import pyplot
 
 SPLITS = ("train", "val", "test")

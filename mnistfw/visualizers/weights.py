@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistfw.plugins.contract import RunArtifacts, Visualizer, save_figure
+from mnistfw.contract import RunArtifacts, Visualizer, save_figure
 from mnistfw.visualizers._style import pyplot
 
 log = logging.getLogger(__name__)

@@ -10,6 +10,6 @@ Read it top to bottom:
 - :mod:`.backend` — the adapter to mnistfw's backend protocol (fit, predict, save, load).
 """
 
-from mnistfw.backends.numpy_net.backend import NumpyNetBackend
+from mnistfw.backends.numpy_net.numpy_backend import NumpyNetBackend
 
 __all__ = ["NumpyNetBackend"]

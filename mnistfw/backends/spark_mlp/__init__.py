@@ -3,6 +3,6 @@
 pyspark is imported only when a session is started, so importing this package is cheap.
 """
 
-from mnistfw.backends.spark_mlp.backend import SparkMLPBackend
+from mnistfw.backends.spark_mlp.spark_backend import SparkMLPBackend
 
 __all__ = ["SparkMLPBackend"]

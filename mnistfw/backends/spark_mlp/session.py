@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from mnistfw.backends.spark_mlp.config import SparkConfig
+from mnistfw.backends.spark_mlp.spark_settings import SparkConfig
 from mnistfw.errors import BackendUnavailableError, ConfigError
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from pyspark.ml.param.shared import HasInputCol, HasOutputCol
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import functions as F
 
-from mnistfw.backends.spark_mlp.data import FEATURES, PIXELS
+from mnistfw.backends.spark_mlp.transfer import FEATURES, PIXELS
 
 
 class ArrayToVector(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadable, DefaultParamsWritable):

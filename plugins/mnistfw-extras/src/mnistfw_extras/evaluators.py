@@ -1,10 +1,10 @@
-"""Extra evaluators, written against :mod:`mnistfw.plugins.contract`."""
+"""Extra evaluators, written against :mod:`mnistfw.contract`."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from mnistfw.plugins.contract import Evaluator, MetricValue
+from mnistfw.contract import Evaluator, MetricValue
 
 
 class TopKAccuracy(Evaluator):

@@ -1,4 +1,4 @@
-"""A reliability (calibration) diagram, written against :mod:`mnistfw.plugins.contract`."""
+"""A reliability (calibration) diagram, written against :mod:`mnistfw.contract`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistfw.plugins.contract import RunArtifacts, Visualizer, save_figure
+from mnistfw.contract import RunArtifacts, Visualizer, save_figure
 
 
 def calibration_bins(

@@ -16,8 +16,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mnistfw.backends.base import EpochCallback, History, epoch_metrics
-from mnistfw.backends.numpy_net.config import NumpyNetConfig
 from mnistfw.backends.numpy_net.network import Network
+from mnistfw.backends.numpy_net.numpy_settings import NumpyNetConfig
 from mnistfw.backends.numpy_net.optimizers import make_optimizer, scheduled_lr
 
 log = logging.getLogger(__name__)

@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from mnistfw.backends.base import Backend, EpochCallback, History, epoch_metrics
-from mnistfw.backends.spark_mlp.config import GRID_PARAMS, SparkConfig, SparkMLPConfig
-from mnistfw.backends.spark_mlp.data import FEATURES, LABEL, collect_proba, read_files, to_spark
 from mnistfw.backends.spark_mlp.session import SessionHandle, active_session, blas_name, start_session
+from mnistfw.backends.spark_mlp.spark_settings import GRID_PARAMS, SparkConfig, SparkMLPConfig
+from mnistfw.backends.spark_mlp.transfer import FEATURES, LABEL, collect_proba, read_files, to_spark
 from mnistfw.config.validation import validate_section
 from mnistfw.data.dataset import Dataset
 from mnistfw.errors import ConfigError, ModelFormatError

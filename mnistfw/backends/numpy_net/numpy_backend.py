@@ -19,10 +19,10 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from mnistfw.backends.base import Backend, EpochCallback, History
-from mnistfw.backends.numpy_net.config import EPOCH_METRICS, NumpyNetConfig
 from mnistfw.backends.numpy_net.layers import default_init
 from mnistfw.backends.numpy_net.network import Network
-from mnistfw.backends.numpy_net.training import Trainer
+from mnistfw.backends.numpy_net.numpy_settings import EPOCH_METRICS, NumpyNetConfig
+from mnistfw.backends.numpy_net.trainer import Trainer
 from mnistfw.config.validation import validate_section
 from mnistfw.data.dataset import Dataset
 from mnistfw.errors import ConfigError, ModelFormatError

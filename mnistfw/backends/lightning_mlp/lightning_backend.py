@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from mnistfw.backends.base import Backend, EpochCallback, History
-from mnistfw.backends.lightning_mlp.config import LightningMLPConfig
+from mnistfw.backends.lightning_mlp.lightning_settings import LightningMLPConfig
 from mnistfw.config.validation import validate_section
 from mnistfw.data.dataset import Dataset
 from mnistfw.errors import ConfigError, ModelFormatError
@@ -40,7 +40,7 @@ class LightningMLPBackend(Backend):
         import pytorch_lightning as pl
         import torch
 
-        from mnistfw.backends.lightning_mlp.module import MLPModule, RandomAffine, TensorBatches
+        from mnistfw.backends.lightning_mlp.lightning_module import MLPModule, RandomAffine, TensorBatches
 
         _quiet_lightning()
         mc, tc = self.model_cfg, self.cfg.trainer
@@ -158,7 +158,7 @@ class LightningMLPBackend(Backend):
 
     # -- inference and persistence -----------------------------------------------------------
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        from mnistfw.backends.lightning_mlp.module import predict_proba
+        from mnistfw.backends.lightning_mlp.lightning_module import predict_proba
 
         if self.net is None:
             raise RuntimeError("model is not trained or loaded")
@@ -174,7 +174,7 @@ class LightningMLPBackend(Backend):
     def load(cls, directory: Path, meta: dict[str, Any]) -> LightningMLPBackend:
         import torch
 
-        from mnistfw.backends.lightning_mlp.module import build_mlp
+        from mnistfw.backends.lightning_mlp.lightning_module import build_mlp
 
         path = Path(directory) / WEIGHTS_FILE
         if not path.is_file():

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from mnistfw.data import idx
-from mnistfw.data.config import DataConfig, SplitConfig, is_fraction
+from mnistfw.data.data_settings import DataConfig, SplitConfig, is_fraction
 from mnistfw.data.dataset import DataInfo, Dataset, Preprocessing, Split
 from mnistfw.data.download import DATASETS, DataUnavailable, default_dir, locate_files
 from mnistfw.data.sample import SAMPLE_SIZE, SAMPLE_SOURCE, load_sample
