@@ -14,7 +14,12 @@ Steps: grayscale (transparent pixels become background) -> invert when the backg
 from __future__ import annotations
 
 import gzip
+import os
+import re
+import warnings
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -24,27 +29,50 @@ from mnistfw.errors import DataError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 #: Pixels below this fraction of the brightest ink count as background when cropping.
 INK_THRESHOLD = 0.15
+#: Largest picture read (Pillow's ``Image.MAX_IMAGE_PIXELS``): a digit never needs more, and a
+#: decompression bomb is refused from its header, before anything is decoded.
+MAX_PICTURE_PIXELS = 50_000_000
 
 
 class ImageReadError(DataError):
-    """One input file cannot be read as a digit picture (skipped by ``mnistfw-predict``)."""
+    """One input file cannot be read as digit images (``mnistfw-predict`` names it and skips it)."""
 
 
 def load_image(path: Path | str, size: int = 28, box: int = 20) -> np.ndarray:
-    """Read a picture file and return it MNIST-style as ``(size, size)`` uint8."""
-    from PIL import Image, UnidentifiedImageError
+    """Read a picture file and return it MNIST-style as ``(size, size)`` uint8.
+
+    Any file Pillow cannot decode (damaged, truncated, empty, not a picture) and any picture
+    over :data:`MAX_PICTURE_PIXELS` (refused from its header, before decoding) is an
+    :class:`ImageReadError` naming the file.
+    """
+    from PIL import Image
 
     path = Path(path)
+    Image.MAX_IMAGE_PIXELS = MAX_PICTURE_PIXELS  # Pillow's decompression-bomb limit, made strict below
     try:
-        with Image.open(path) as im:
-            im.load()
-            gray = _to_gray(im)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise ImageReadError(f"{path.name}: not a readable image ({type(exc).__name__}: {exc})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # over the limit: refuse, not warn
+            with Image.open(path) as im:
+                im.load()
+                gray = _to_gray(im)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow: "Image size (<n> pixels) exceeds limit ..."
+        size = f" ({int(found.group(1)) / 1e6:,.0f} megapixels)" if found else ""
+        raise ImageReadError(
+            f"{path.name}: picture too large{size}; a digit picture needs at most "
+            f"{MAX_PICTURE_PIXELS / 1e6:g} megapixels (larger ones are refused unread): scale it down"
+        ) from None
+    except Exception as exc:  # whatever Pillow's decoders raise for a damaged or foreign file
+        raise ImageReadError(f"{path.name}: not a readable image ({type(exc).__name__}: {_first_line(exc)})") from None
     try:
         return to_mnist(gray, size=size, box=box)
     except ImageReadError as exc:
         raise ImageReadError(f"{path.name}: {exc}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _to_gray(im) -> np.ndarray:  # noqa: ANN001 - a PIL image
@@ -109,73 +137,117 @@ def to_mnist(gray: np.ndarray, size: int = 28, box: int = 20) -> np.ndarray:
     return np.round(out).astype(np.uint8)
 
 
-def read_idx_images(path: Path | str) -> np.ndarray:
-    """Read an IDX image file (``*-idx3-ubyte``, optionally ``.gz``) as ``(n, h, w)`` uint8."""
+def read_idx_images(path: Path | str, image_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Read an IDX image file (``*-idx3-ubyte``, gzip-compressed or not) as ``(n, h, w)`` uint8.
+
+    A file holding one image ``(h, w)`` gives ``(1, h, w)``. With ``image_shape`` the header must
+    announce images of that size (checked before the pixels are read). Every problem is an
+    :class:`ImageReadError` naming the file; a compressed file is never inflated past its header's size.
+    """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as fh:
-            raw = fh.read()
-    except (OSError, EOFError) as exc:
-        raise ImageReadError(f"{path.name}: not a readable IDX file ({exc})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ImageReadError(f"{path.name}: not an IDX file (wrong magic number)")
-    dtype_code, ndim = raw[2], raw[3]
-    if dtype_code != 0x08:
-        raise ImageReadError(f"{path.name}: IDX data type 0x{dtype_code:02x} is not unsigned bytes (0x08)")
-    if ndim not in (2, 3):
+        with open(path, "rb") as raw:
+            compressed = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            fh = gzip.GzipFile(fileobj=raw) if compressed else raw
+            head = fh.read(4)
+            if len(head) < 4 or head[:2] != b"\0\0":
+                raise ImageReadError(f"{path.name}: not an IDX file (wrong magic number)")
+            dtype_code, ndim = head[2], head[3]
+            if dtype_code != 0x08:
+                raise ImageReadError(f"{path.name}: IDX data type 0x{dtype_code:02x} is not unsigned bytes (0x08)")
+            if ndim not in (2, 3):
+                raise ImageReadError(
+                    f"{path.name}: IDX file has {ndim} dimension(s); expected images (n, h, w) or one image (h, w)"
+                )
+            header = fh.read(4 * ndim)
+            if len(header) < 4 * ndim:
+                raise ImageReadError(f"{path.name}: IDX file is truncated (the header is incomplete)")
+            dims = [int.from_bytes(header[4 * i : 4 * i + 4], "big") for i in range(ndim)]
+            if image_shape is not None and tuple(dims[-2:]) != tuple(image_shape):
+                raise ImageReadError(
+                    f"{path.name}: IDX images are {dims[-2]}x{dims[-1]}, the model expects "
+                    f"{image_shape[0]}x{image_shape[1]}"
+                )
+            expected = int(np.prod(dims))
+            data = _read_at_most(fh, expected + 1)  # one byte more tells a padded file
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ImageReadError(f"{path.name}: not a readable IDX file ({_first_line(exc)})") from None
+    if len(data) != expected:
+        state = "truncated" if len(data) < expected else "padded"
         raise ImageReadError(
-            f"{path.name}: IDX file has {ndim} dimension(s); expected images (n, h, w) or one image (h, w)"
+            f"{path.name}: IDX file is {state} ({'at least ' if len(data) > expected else ''}{len(data)} bytes of "
+            f"data, header says {' x '.join(map(str, dims))} = {expected})"
         )
-    header = 4 + 4 * ndim
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    expected = int(np.prod(dims))
-    if len(raw) - header != expected:
-        raise ImageReadError(
-            f"{path.name}: IDX file is truncated or padded ({len(raw) - header} bytes of data, "
-            f"header says {expected})"
-        )
-    images = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    if expected == 0:
+        raise ImageReadError(f"{path.name}: IDX file holds no images")
+    images = np.frombuffer(data, dtype=np.uint8).reshape(dims)
     return images[None] if ndim == 2 else images
+
+
+def _read_at_most(fh: BinaryIO, limit: int) -> bytes:
+    """Up to ``limit`` bytes, read in blocks (memory grows with the data, not with ``limit``)."""
+    blocks, total = [], 0
+    while total < limit:
+        block = fh.read(min(1 << 22, limit - total))
+        if not block:
+            break
+        blocks.append(block)
+        total += len(block)
+    return b"".join(blocks)
 
 
 def read_npy_images(path: Path | str, image_shape: tuple[int, int] = (28, 28)) -> np.ndarray:
     """Read a ``.npy`` array of images ``(n, h, w)``, rows ``(n, h*w)`` or one image ``(h, w)``.
 
-    Returned as raw 0-255 values ``(n, h, w)``; float arrays whose values lie in [0, 1] are
-    taken as already scaled and multiplied by 255. Never unpickles (``allow_pickle=False``).
+    Returned as raw 0-255 values ``(n, h, w)`` float32; float arrays whose values lie in [0, 1]
+    are taken as already scaled and multiplied by 255. The header (format, dtype, shape, size)
+    is checked before any data is read, and nothing is ever unpickled. Every problem is an
+    :class:`ImageReadError` naming the file.
     """
     path = Path(path)
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise ImageReadError(
-            f"{path.name}: cannot be read without unpickling Python objects ({exc}); save a plain "
-            "numeric array with np.save"
-        ) from None
-    except (OSError, EOFError) as exc:
-        raise ImageReadError(f"{path.name}: not a readable .npy file ({exc})") from None
-    if not isinstance(arr, np.ndarray):
-        raise ImageReadError(f"{path.name}: holds several arrays (.npz); save one array with np.save")
     h, w = image_shape
-    shape = arr.shape
-    if shape == (h, w):
-        arr = arr[None]
-    elif arr.ndim == 2 and shape[1] == h * w:
-        arr = arr.reshape(-1, h, w)
-    elif arr.ndim == 3 and shape[1:] == (h, w):
-        pass
-    else:
-        raise DataError(
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+            if magic[:4] == b"PK\x03\x04":
+                raise ImageReadError(f"{path.name}: holds several arrays (.npz); save one array with np.save")
+            if magic != b"\x93NUMPY":
+                raise ImageReadError(f"{path.name}: not a .npy file (no NumPy header); save the array with np.save")
+            fh.seek(0)
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise ImageReadError(f"{path.name}: .npy format version {version} is not supported; save with np.save")
+            available = os.fstat(fh.fileno()).st_size - fh.tell()
+    except (OSError, ValueError, EOFError, SyntaxError) as exc:
+        raise ImageReadError(f"{path.name}: not a readable .npy file ({_first_line(exc)})") from None
+    if dtype.hasobject:
+        raise ImageReadError(
+            f"{path.name}: holds Python objects, which cannot be read without unpickling (never done here); "
+            "save a plain numeric array with np.save"
+        )
+    if dtype.kind not in "iuf":
+        raise ImageReadError(f"{path.name}: array of dtype {dtype} is not numeric pixel data")
+    if not (shape == (h, w) or (len(shape) == 2 and shape[1] == h * w) or (len(shape) == 3 and shape[1:] == (h, w))):
+        raise ImageReadError(
             f"{path.name}: array of shape {shape} cannot be read as images; expected (n, {h}, {w}), "
             f"(n, {h * w}) or ({h}, {w})"
         )
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise DataError(f"{path.name}: array of dtype {arr.dtype} is not numeric pixel data")
-    is_float = np.issubdtype(arr.dtype, np.floating)
-    arr = arr.astype(np.float32)
-    if len(arr) and not np.isfinite(arr).all():
-        raise DataError(f"{path.name}: array holds NaN or infinite values")
-    if len(arr) and is_float and arr.min() >= 0.0 and arr.max() <= 1.0:
-        arr = arr * 255.0
-    return np.clip(arr, 0.0, 255.0)
+    needed = int(np.prod(shape)) * dtype.itemsize
+    if available < needed:
+        raise ImageReadError(f"{path.name}: .npy file is truncated ({available} of {needed} bytes of data)")
+    if needed == 0:
+        raise ImageReadError(f"{path.name}: array of shape {shape} holds no images")
+    try:
+        arr = np.array(np.load(path, mmap_mode="r", allow_pickle=False), dtype=np.float32).reshape(-1, h, w)
+    except (OSError, ValueError, MemoryError) as exc:
+        raise ImageReadError(f"{path.name}: not a readable .npy file ({_first_line(exc)})") from None
+    if not np.isfinite(arr).all():
+        raise ImageReadError(f"{path.name}: array holds NaN or infinite values")
+    if dtype.kind == "f" and arr.min() >= 0.0 and arr.max() <= 1.0:
+        arr *= 255.0
+    return np.clip(arr, 0.0, 255.0, out=arr)

@@ -109,7 +109,7 @@ def test_npy_shapes_scaling_and_errors(tmp_path: Path, digits: tuple[np.ndarray,
     np.save(tmp_path / "bad.npy", np.zeros((3, 5)))
     with pytest.raises(DataError, match=r"bad.npy.*\(3, 5\).*expected \(n, 28, 28\)") as err:
         read_npy_images(tmp_path / "bad.npy")
-    assert not isinstance(err.value, ImageReadError)  # a wrong shape stops predict, it is not skipped
+    assert isinstance(err.value, ImageReadError)  # a wrong shape is named and skipped by predict, like any bad input
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ImageReadError, match="unpickling"):
         read_npy_images(tmp_path / "objects.npy")

@@ -20,8 +20,6 @@ import csv
 import io
 import logging
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,27 +27,9 @@ import numpy as np
 
 from mnistfw.errors import ConfigError, DataError, ModelFormatError
 from mnistfw.io import write_text
+from mnistfw.predict_inputs import gather_inputs
 
 log = logging.getLogger("mnistfw.predict")
-
-IDX_SUFFIXES = (".idx", ".ubyte", ".idx3")
-
-
-@dataclass
-class Inputs:
-    """Images gathered from the user's paths, ready for the model."""
-
-    names: list[str] = field(default_factory=list)
-    images: list[np.ndarray] = field(default_factory=list)  #: each (n, h, w) float32, raw 0-255
-    skipped: list[dict[str, str]] = field(default_factory=list)
-
-    def add(self, names: list[str], images: np.ndarray) -> None:
-        self.names.extend(names)
-        self.images.append(np.asarray(images, dtype=np.float32))
-
-    def array(self, shape: tuple[int, int]) -> np.ndarray:
-        return np.concatenate(self.images) if self.images else np.zeros((0, *shape), dtype=np.float32)
-
 
 def resolve_model_dir(run_dir: str | None, model_dir: str | None) -> tuple[Path, Path | None]:
     """The model folder to load and the run folder it belongs to (None when unknown).
@@ -87,60 +67,6 @@ def resolve_model_dir(run_dir: str | None, model_dir: str | None) -> tuple[Path,
         f"{key}: {given} holds no saved model (no model/ folder): the run was trained with "
         "save_model=false or did not finish; re-run mnistfw-train and pass its run folder"
     )
-
-
-def _is_idx(path: Path) -> bool:
-    name = path.name.lower().removesuffix(".gz")
-    return "idx" in name or name.endswith(IDX_SUFFIXES)
-
-
-def _files(root: Path) -> list[Path]:
-    """Files under ``root`` (recursively, sorted), hidden files and folders left out."""
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
-
-
-def gather_inputs(specs: Iterable[str], image_shape: tuple[int, int]) -> Inputs:
-    """Read every input path into raw ``(n, h, w)`` images; unreadable pictures are skipped."""
-    from mnistfw.imaging import ImageReadError, load_image, read_idx_images, read_npy_images
-
-    h, w = image_shape
-    box = max(1, round(h * 20 / 28))
-    found = Inputs()
-    for spec in specs:
-        path = Path(str(spec)).expanduser()
-        if not path.exists():
-            raise DataError(f"inputs: {path} does not exist; pass picture files, folders, .npy or IDX files")
-        if path.is_dir():
-            files = _files(path)
-            if not files:
-                log.warning("inputs: folder %s is empty", path)
-            named = [(f, f.relative_to(path).as_posix()) for f in files]
-        else:
-            named = [(path, path.name)]
-        for file, name in named:
-            try:
-                if file.suffix.lower() == ".npy":
-                    arr = read_npy_images(file, (h, w))
-                    found.add([f"{name}[{i}]" for i in range(len(arr))], arr)
-                elif _is_idx(file):
-                    arr = read_idx_images(file)
-                    if arr.shape[1:] != (h, w):
-                        raise DataError(
-                            f"{name}: IDX images are {arr.shape[1]}x{arr.shape[2]}, the model expects {h}x{w}"
-                        )
-                    found.add([f"{name}[{i}]" for i in range(len(arr))], arr)
-                else:
-                    if h != w:
-                        raise DataError(f"{name}: pictures can only be converted for square models, not {h}x{w}")
-                    found.add([name], load_image(file, size=h, box=box)[None])
-            except ImageReadError as exc:
-                log.warning("skipped %s", exc)
-                found.skipped.append({"input": name, "reason": str(exc)})
-    return found
 
 
 def write_csv(path: Path, names: list[str], proba: np.ndarray, class_names: list[str]) -> None:

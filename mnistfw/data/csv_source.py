@@ -19,21 +19,30 @@ def read_csv(
     label_column: str = "label",
     image_shape: tuple[int, int] | None = None,
     key: str = "data.path",
+    n_classes: int = 10,
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """Images ``uint8 (n, h, w)``, labels ``int64 (n,)`` and the image shape from a labelled CSV file.
 
     ``image_shape`` (h, w) must match the number of pixel columns; ``None`` takes a square.
-    ``key`` is the config key that named the file, used in messages.
+    Labels must be integers ``0..n_classes-1``, pixels integers 0-255. ``key`` is the config
+    key that named the file, used in messages; every problem is one line naming the file, line and column.
     """
     import pandas as pd
 
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"{key}: CSV file {path} not found; give the path of a CSV with a label column")
+    if not path.is_file():
+        raise DataError(f"{key}: {path} is a folder, not a CSV file; give the path of a CSV with a label column")
     try:
-        frame = pd.read_csv(path, low_memory=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: the file is empty; a CSV needs a header row (label,pixel0,...) and data rows")
+        # Only an empty cell is missing: text like "NaN" or "NA" is reported as the non-number it is.
+        frame = pd.read_csv(path, low_memory=False, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: not a readable CSV file ({first})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}); check the file and its permissions") from None
     if len(frame) == 0:
         raise DataError(f"{path}: the CSV has a header but no rows")
     columns = [str(c) for c in frame.columns]
@@ -69,12 +78,13 @@ def read_csv(
         table = table.astype(np.float64)
     label_at = columns.index(label_column)
     labels = table[:, label_at].astype(np.float64)
-    bad_labels = (labels != np.round(labels)) | (labels < 0)
+    bad_labels = ~((labels >= 0) & (labels < n_classes) & (labels == np.round(labels)))  # NaN fails too
     if bad_labels.any():
         row = int(np.argmax(bad_labels))
+        top = n_classes - 1
         raise DataError(
-            f"{path}: label {labels[row]:g} in column {label_column!r}, line {row + 2}: "
-            f"labels must be class numbers (integers >= 0)"
+            f"{path}: label {labels[row]:g} in column {label_column!r}, line {row + 2}: labels must be class numbers "
+            f"0-{top} (integers below data.n_classes={n_classes}); fix the file, or raise data.n_classes"
         )
     pixels = np.delete(table, label_at, axis=1) if label_at else table[:, 1:]
     if pixels.dtype.kind not in "iu" or pixels.min() < 0 or pixels.max() > 255:
@@ -110,4 +120,11 @@ def _check_numeric(path: Path, frame: pd.DataFrame) -> None:
             row = int(np.argmax(bad.to_numpy()))
             value = series.iloc[row]
             what = "an empty cell" if pd.isna(value) else f"non-numeric value {str(value)[:40]!r}"
+            cells = frame.iloc[row]
+            at = list(frame.columns).index(column)
+            if pd.isna(value) and at and cells.iloc[at:].isna().all():
+                raise DataError(
+                    f"{path}: line {row + 2} has {at} values but the header names {len(cells)} columns "
+                    f"(from column {column!r} on the row is missing); every row needs a value per column"
+                )
             raise DataError(f"{path}: {what} in column {column!r}, line {row + 2}; every cell must be a number")

@@ -92,6 +92,9 @@ class DataConfig:
     label_column: str = "label"
     # CSV source: image height and width (null: square, from the number of pixel columns).
     image_shape: list[int] | None = None
+    # Number of classes: labels must be integers 0..n_classes-1 (CSV files and IDX sets other
+    # than mnist / fashion_mnist, which have their own ten).
+    n_classes: int = 10
 
     def __post_init__(self) -> None:
         require(self.source in SOURCES, "source", f"must be one of {', '.join(SOURCES)}; got {self.source!r}")
@@ -121,3 +124,8 @@ class DataConfig:
                 f"must be [height, width] with positive sizes, e.g. [28, 28]; got {list(self.image_shape)!r}",
             )
         require(bool(self.label_column), "label_column", "must name the CSV column holding the labels")
+        require(
+            not isinstance(self.n_classes, bool) and isinstance(self.n_classes, int) and self.n_classes >= 2,
+            "n_classes",
+            f"must be the number of classes, an integer >= 2 (e.g. 10); got {self.n_classes!r}",
+        )

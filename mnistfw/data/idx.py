@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistfw.errors import DataError
+from mnistfw.io import publish
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
@@ -114,7 +115,7 @@ def write_labels(path: str | os.PathLike[str], labels: np.ndarray) -> Path:
 
 
 def _write(path: Path, payload: bytes) -> Path:
-    """Write through a temporary sibling and an atomic rename."""
+    """Write through a temporary sibling and an atomic rename (permissions from the umask)."""
     if path.name.endswith(".gz"):
         payload = gzip.compress(payload, compresslevel=6, mtime=0)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +123,7 @@ def _write(path: Path, payload: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
-        os.replace(tmp, path)
+        publish(tmp, path)  # the usual permissions, not mkstemp's 0600
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -127,8 +127,13 @@ def _from_idx_or_fallback(cfg: DataConfig) -> tuple[_Raw, SplitConfig]:
 
 def _from_idx(cfg: DataConfig, directory: Path) -> _Raw:
     spec = DATASETS.get(cfg.name)
+    if spec and cfg.n_classes != len(spec.class_names):
+        raise ConfigError(
+            f"data.n_classes: {spec.title} has {len(spec.class_names)} classes, not {cfg.n_classes}; "
+            f"leave data.n_classes at {len(spec.class_names)}"
+        )
     files, notes = locate_files(directory, spec, download=cfg.download, mirrors=cfg.mirrors)
-    n_classes = len(spec.class_names) if spec else None
+    n_classes = len(spec.class_names) if spec else cfg.n_classes
     images = idx.read_images(files["train_images"])
     labels = idx.read_labels(files["train_labels"], n_classes)
     test_images = idx.read_images(files["test_images"])
@@ -148,10 +153,7 @@ def _from_idx(cfg: DataConfig, directory: Path) -> _Raw:
             f"but the training images are {images.shape[1]}x{images.shape[2]}; "
             f"the files come from different datasets"
         )
-    if spec:
-        class_names = list(spec.class_names)
-    else:
-        class_names = [str(c) for c in range(int(max(labels.max(), test_labels.max())) + 1)]
+    class_names = list(spec.class_names) if spec else [str(c) for c in range(n_classes)]
     return _Raw(images, labels, f"idx:{directory}", class_names, test_images, test_labels, notes)
 
 
@@ -165,18 +167,17 @@ def _from_csv(cfg: DataConfig) -> _Raw:
 
     shape = tuple(cfg.image_shape) if cfg.image_shape else None
     path = _resolve(str(cfg.path))
-    images, labels, shape = read_csv(path, cfg.label_column, shape, key="data.path")  # type: ignore[arg-type]
-    raw = _Raw(images, labels, f"csv:{path}", [])
+    n = cfg.n_classes
+    images, labels, shape = read_csv(path, cfg.label_column, shape, "data.path", n)  # type: ignore[arg-type]
+    raw = _Raw(images, labels, f"csv:{path}", [str(c) for c in range(n)])
     if cfg.test_path:
         if cfg.split.test is not None:
             raise ConfigError(
                 "data.split.test: must be null when data.test_path is given (the test file is the test split)"
             )
         test_path = _resolve(str(cfg.test_path))
-        raw.test_images, raw.test_labels, _ = read_csv(test_path, cfg.label_column, shape, key="data.test_path")
+        raw.test_images, raw.test_labels, _ = read_csv(test_path, cfg.label_column, shape, "data.test_path", n)
         raw.notes.append(f"test split from {test_path}")
-    top = int(labels.max()) if raw.test_labels is None else int(max(labels.max(), raw.test_labels.max()))
-    raw.class_names = [str(c) for c in range(top + 1)]
     return raw
 
 

