@@ -125,8 +125,8 @@ def test_search_space_published_syntax_round_trips_through_hydra() -> None:
     for values in _sample(space, 40):
         assert 1e-4 <= values["lr"] <= 1e-1 and isinstance(values["lr"], float)
         assert values["layers"] in (1, 2, 3, 4)
-        assert values["units"] in (32, 64, 96, 128)  # range's stop is excluded, as in Hydra
-        assert values["frac"] in (0.1, 0.2, 0.3, 0.4)
+        assert values["units"] in (32, 64, 96, 128)  # 129 is off the grid: lowered to 128
+        assert values["frac"] in (0.1, 0.2, 0.3, 0.4, 0.5)  # range's stop is included, as in the published sweeper
         assert values["hidden"] in ([128], [256, 128])  # list choices become list overrides
         assert values["opt"] in ("adam", "sgd", "rmsprop")
         assert values["epochs"] == 3 and values["dropout"] == 0.25
@@ -136,7 +136,7 @@ def test_list_params_draw_length_and_each_element() -> None:
     space = build_search_space(
         {"model.hidden": "choice([1],[2])"},
         [],
-        {"model.hidden": {"length": "range(1, 4)", "item": "choice(16, 32)", "prefix": [784], "suffix": [10]}},
+        {"model.hidden": {"length": "range(1, 3)", "item": "choice(16, 32)", "prefix": [784], "suffix": [10]}},
     )
     assert "model.hidden" not in space.params  # list_params wins over params for the same key
     seen_lengths = set()
@@ -166,7 +166,7 @@ def test_search_space_errors_name_the_key(params, lists, message) -> None:
 
 
 def test_grid_needs_discrete_values() -> None:
-    assert build_search_space({"a": "choice(1, 2)", "b": "range(0, 6, 2)"}).grid() == {"a": [1, 2], "b": [0, 2, 4]}
+    assert build_search_space({"a": "choice(1, 2)", "b": "range(0, 4, 2)"}).grid() == {"a": [1, 2], "b": [0, 2, 4]}
     with pytest.raises(ConfigError, match="GridSampler"):
         build_search_space({"a": "interval(0, 1)"}).grid()
 
@@ -212,8 +212,8 @@ def test_importances_need_two_completed_trials_and_a_varying_parameter() -> None
 
 
 def test_storage_forms(tmp_path: Path) -> None:
-    assert resolve_storage(None, 1, tmp_path).kind == MEMORY
-    shared = resolve_storage(None, 2, tmp_path)
+    assert resolve_storage("memory", 1, tmp_path).kind == MEMORY
+    shared = resolve_storage("memory", 2, tmp_path)
     assert shared.kind == JOURNAL and shared.location == str(tmp_path / "optuna_journal.log")
     for text in (f"journal://{tmp_path}/a.log", str(tmp_path / "a.log"), str(tmp_path / "a.jsonl")):
         spec = resolve_storage(text, 1, tmp_path)
@@ -226,9 +226,8 @@ def test_storage_forms(tmp_path: Path) -> None:
 
 
 def test_directions() -> None:
-    assert resolve_directions(None, "val/accuracy") == ["maximize"]
-    assert resolve_directions(None, "val/loss") == ["minimize"]
-    assert resolve_directions(None, ["val/accuracy", "val/loss"]) == ["maximize", "minimize"]
+    assert resolve_directions(None, "val/accuracy") == ["minimize"]  # the published sweeper's default
+    assert resolve_directions(None, ["val/accuracy", "val/loss"]) == ["minimize", "minimize"]
     assert resolve_directions("MINIMIZE", "val/accuracy") == ["minimize"]
     with pytest.raises(ConfigError, match="not minimize or maximize"):
         resolve_directions("up", "val/accuracy")
@@ -377,7 +376,7 @@ def test_app_sweep_writes_results_plots_and_a_rerunnable_best_config(tmp_path: P
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = results(sweep)
     assert res["finished"] == 5 and res["trials"] == {"COMPLETE": 5}
-    assert res["directions"] == ["maximize"]  # inferred from objective val/score
+    assert res["directions"] == ["maximize"]  # set in the app's config
     assert res["epochs_reported"] == 15
     best_dir = Path(res["best_run_dir"])
     assert best_dir == sweep / str(res["best_trial"]) and best_dir.is_dir()
@@ -386,7 +385,7 @@ def test_app_sweep_writes_results_plots_and_a_rerunnable_best_config(tmp_path: P
     yaml_text = (sweep / "optimization_results.yaml").read_text()
     assert f"best_value: {res['best_value']}" in yaml_text
     csv_lines = (sweep / "trials.csv").read_text().splitlines()
-    assert len(csv_lines) == 6 and csv_lines[0].startswith("number,state,value,epochs_reported")
+    assert len(csv_lines) == 6 and csv_lines[0].startswith("number,value_val/score,datetime_start")
     for name in (*PLOTS, "intermediate_values.png"):
         assert png_ok(sweep / name), name
     for n in range(5):
@@ -408,7 +407,7 @@ def test_app_cli_sweep_overrides_and_grid_sampler(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = run_app(f"hydra.sweep.dir={sweep}", "hydra.sweeper.n_trials=50", "hydra.sweeper.plots=false",
                    "hydra.sweeper.sampler._target_=optuna.samplers.GridSampler",
-                   "x=choice(0.1,0.3)", "y=range(1,3)", "hidden=choice([8],[16,8])", "act=relu", cwd=tmp_path)
+                   "x=choice(0.1,0.3)", "y=range(1,2)", "hidden=choice([8],[16,8])", "act=relu", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = results(sweep)
     assert res["n_trials"] == 8 and res["finished"] == 8  # the grid has 2 x 2 x 2 points
@@ -458,7 +457,7 @@ def test_app_failing_trials_are_recorded_and_too_many_stop_the_sweep(tmp_path: P
 
     stopped = tmp_path / "stopped"
     proc = run_app(f"hydra.sweep.dir={stopped}", "act=tanh", "fail_if=tanh", "x=interval(0,1)",
-                   "hydra.sweeper.plots=false", cwd=tmp_path)
+                   "hydra.sweeper.plots=false", "hydra.sweeper.study_name=stopped", cwd=tmp_path)
     assert proc.returncode != 0
     assert "sweep stopped: 3 of 3 trials failed" in proc.stderr
     assert results(stopped)["trials"] == {"FAIL": 3}

@@ -1,10 +1,13 @@
 """What a finished sweep leaves in its folder (``hydra.sweep.dir``).
 
 * ``optimization_results.yaml`` / ``.json`` - best value and parameters, the best trial's run
-  folder, a ready-to-run command line, trial counts by state, epochs reported;
+  folder, a ready-to-run command line, trial counts by state, epochs reported; for several
+  objectives the Pareto-optimal trials under ``solutions`` (the published sweeper's key) and
+  ``pareto_front``;
 * ``best_config.yaml`` - the best trial's composed config, re-runnable with
   ``mnistfw-train --config-path <sweep dir> --config-name best_config``;
-* ``trials.csv`` - one row per trial;
+* ``trials.csv`` - one row per trial: Optuna's ``trials_dataframe()`` plus epochs reported,
+  run folder, retried trial and error;
 * ``optimization_history.png``, ``param_importances.png``, ``parallel_coordinate.png``,
   ``intermediate_values.png`` (when trials reported per epoch), ``pareto_front.png``
   (multi-objective). A plot that cannot be drawn (e.g. importances with fewer than two
@@ -13,7 +16,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import shlex
@@ -33,6 +35,11 @@ log = logging.getLogger("mnistfw.sweep")
 def _program() -> str:
     prog = sys.argv[0] if sys.argv and sys.argv[0] else "mnistfw-train"
     return f"python {prog}" if prog.endswith(".py") else os.path.basename(prog)
+
+
+def command_line() -> str:
+    """This process's command line, as a user types it again."""
+    return " ".join([_program(), *(shlex.quote(a) for a in sys.argv[1:])])
 
 
 def _command(overrides: list[str]) -> str:
@@ -82,34 +89,22 @@ def write_best_config(trial: Any, sweep_dir: Path, master_config: Any, value_tex
     return path
 
 
-def write_trials_csv(trials: list[Any], path: Path, n_objectives: int) -> Path:
-    """One row per trial: number, state, value(s), epochs reported, duration, params, run folder, error."""
-    param_names = sorted({name for t in trials for name in t.params})
-    value_cols = ["value"] if n_objectives == 1 else [f"value_{i}" for i in range(n_objectives)]
-    columns = ["number", "state", *value_cols, "epochs_reported", "duration_s", "datetime_start",
-               *(f"params_{n}" for n in param_names), "run_dir", "retry_of", "error"]
+def write_trials_csv(study: Any, path: Path) -> Path:
+    """Optuna's ``study.trials_dataframe()`` (named values, params, state) plus the columns
+    ``epochs_reported``, ``run_dir``, ``retry_of`` and ``error``."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    frame = study.trials_dataframe(attrs=("number", "value", "datetime_start", "datetime_complete", "duration",
+                                          "params", "state"))
+    if len(frame):
+        extra = [trials[int(n)] for n in frame["number"]]
+        frame["epochs_reported"] = [len(t.intermediate_values) for t in extra]
+        frame["run_dir"] = [t.user_attrs.get("run_dir", "") for t in extra]
+        frame["retry_of"] = [t.system_attrs.get("failed_trial", "") for t in extra]
+        frame["error"] = [t.user_attrs.get("error", "") for t in extra]
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     try:
         with os.fdopen(fd, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            for t in sorted(trials, key=lambda t: t.number):
-                row: dict[str, Any] = {
-                    "number": t.number,
-                    "state": t.state.name,
-                    "epochs_reported": len(t.intermediate_values),
-                    "duration_s": round(t.duration.total_seconds(), 3) if t.duration else "",
-                    "datetime_start": t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else "",
-                    "run_dir": t.user_attrs.get("run_dir", ""),
-                    "retry_of": t.system_attrs.get("failed_trial", ""),
-                    "error": t.user_attrs.get("error", ""),
-                }
-                values = list(t.values) if t.values else [None] * n_objectives
-                for col, v in zip(value_cols, values):
-                    row[col] = "" if v is None else v
-                for name in param_names:
-                    row[f"params_{name}"] = t.params.get(name, "")
-                writer.writerow(row)
+            frame.to_csv(fh, index=False)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -238,9 +233,10 @@ def write_results(
             log.warning("no trial completed: no best value")
     else:
         pareto = [_trial_entry(t) for t in study.best_trials]
+        results["solutions"] = pareto  # the published sweeper's key
         results["pareto_front"] = pareto
         log.info("%d Pareto-optimal trial(s)", len(pareto))
-    write_trials_csv(trials, sweep_dir / "trials.csv", len(plan.directions))
+    write_trials_csv(study, sweep_dir / "trials.csv")
     if plots:
         written, skipped = draw_plots(study, sweep_dir, names)
         results["plots"] = written

@@ -26,6 +26,7 @@ import os
 import threading
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ LOST = "mnistfw:lost"
 _WARNED: set[str] = set()
 
 #: Why a worker stopped.
-DONE, FAILURE_RATE, TIMEOUT = "done", "failure_rate", "timeout"
+DONE, FAILURE_RATE, TIMEOUT, ATTEMPTS = "done", "failure_rate", "timeout", "attempts"
 
 
 @dataclass
@@ -69,6 +70,11 @@ class SweepPlan:
     poll_interval: float = 1.0
     start_time: float = field(default_factory=time.time)
 
+    @property
+    def max_attempts(self) -> int:
+        """Trials this command may start: ``n_trials x (1 + max_retry)`` (``max_retry`` null: x 10)."""
+        return self.n_trials * (1 + self.max_retry if self.max_retry is not None else 10)
+
 
 @dataclass
 class JobContext:
@@ -85,6 +91,8 @@ class Counts:
 
     finished: int = 0
     running: int = 0
+    #: Trials this session asked for, whatever became of them (the attempts).
+    session_started: int = 0
     session_ended: int = 0
     session_failed: int = 0
     last_error: str = ""
@@ -157,27 +165,48 @@ def _instantiate(section: str, cfg: dict[str, Any], extra: dict[str, Any]) -> An
 
 
 def make_sampler(plan: SweepPlan, seed_offset: int = 0) -> Any:
-    """The configured sampler; its seed is shifted by ``seed_offset`` (one per worker/resume)."""
+    """The configured sampler; its seed is shifted by ``seed_offset`` (one per process).
+
+    Null arguments mean Optuna's default and are not passed; a sampler that takes
+    ``constant_liar`` (TPE) gets ``True`` unless it is set, so concurrent processes do not
+    suggest the parameters of trials still running elsewhere.
+    """
     import optuna
 
-    if not plan.sampler:
-        return optuna.samplers.TPESampler()
+    cfg = {k: v for k, v in (plan.sampler or {}).items() if v is not None}
+    cfg.setdefault("_target_", "optuna.samplers.TPESampler")
     extra: dict[str, Any] = {}
-    seed = plan.sampler.get("seed")
-    if seed is not None:
-        extra["seed"] = int(seed) + seed_offset
-    if str(plan.sampler.get("_target_", "")).endswith("GridSampler"):
+    if "seed" in cfg:
+        extra["seed"] = (int(cfg["seed"]) + seed_offset) % 2**32
+    if str(cfg["_target_"]).endswith("GridSampler"):
         extra["search_space"] = plan.space.grid()
-    return _instantiate("sampler", plan.sampler, extra)
+    if "constant_liar" not in cfg and "constant_liar" in _arguments(str(cfg["_target_"])):
+        extra["constant_liar"] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _instantiate("sampler", cfg, extra)
+
+
+def _arguments(target: str) -> set[str]:
+    """Constructor argument names of ``target`` (empty when it cannot be inspected)."""
+    import inspect
+
+    from hydra.utils import get_class
+
+    try:
+        return set(inspect.signature(get_class(target)).parameters)
+    except Exception:  # noqa: BLE001 - _instantiate reports an unknown class
+        return set()
 
 
 def make_pruner(plan: SweepPlan) -> Any:
-    """The configured pruner (``NopPruner`` when none)."""
+    """The configured pruner (``NopPruner`` when none: null, or no ``_target_`` and no argument)."""
     import optuna
 
-    if not plan.pruner:
+    cfg = {k: v for k, v in (plan.pruner or {}).items() if v is not None}
+    if not cfg:
         return optuna.pruners.NopPruner()
-    return _instantiate("pruner", plan.pruner, {})
+    return _instantiate("pruner", cfg, {})
 
 
 # --------------------------------------------------------------------------- counting, recovery
@@ -194,7 +223,10 @@ def count_trials(study: Any, session: str) -> Counts:
         elif t.state == TrialState.RUNNING:
             counts.running += 1
         owner = t.system_attrs.get(OWNER)
-        if not isinstance(owner, dict) or owner.get("session") != session or t.system_attrs.get(LOST):
+        if not isinstance(owner, dict) or owner.get("session") != session:
+            continue
+        counts.session_started += 1
+        if t.system_attrs.get(LOST):
             continue
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
             counts.session_ended += 1
@@ -470,16 +502,23 @@ def run_worker(plan: SweepPlan, job: JobContext, worker_index: int = 0, seed_off
                storage: Any = None) -> str:
     """Run trials until the study has ``n_trials`` finished ones; return why it stopped.
 
-    ``storage`` is the already open storage in the main process (in-memory studies); worker
-    processes open their own from ``plan.storage``.
+    ``storage`` is the storage already open in the main process (one-process sweeps);
+    worker processes open their own from ``plan.storage``. A process also stops when this
+    command has started ``plan.max_attempts`` trials (all failing, or lost again and again).
     """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if storage is None:
-        storage = plan.storage.open()
-    study = optuna.load_study(study_name=plan.study_name, storage=storage,
-                              sampler=make_sampler(plan, seed_offset), pruner=make_pruner(plan))
+        with study_lock(plan.storage.lock_path()):
+            storage = plan.storage.open()
+    try:
+        study = optuna.load_study(study_name=plan.study_name, storage=storage,
+                                  sampler=make_sampler(plan, seed_offset), pruner=make_pruner(plan))
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the storage went away or is damaged
+        raise plan.storage.error(exc, "load the study from") from None
     custom = load_custom_search_space(plan.custom_search_space)
     host = machine_id()
     lock = plan.storage.lock_path(plan.study_name)
@@ -495,6 +534,8 @@ def run_worker(plan: SweepPlan, job: JobContext, worker_index: int = 0, seed_off
                 return FAILURE_RATE
             if plan.timeout is not None and time.time() - plan.start_time > plan.timeout:
                 return TIMEOUT
+            if counts.session_started >= plan.max_attempts:
+                return ATTEMPTS
             if counts.finished + counts.running < plan.n_trials:
                 trial = study.ask()
                 stamp = {"host": host, "pid": os.getpid(), "worker": worker_index, "started": time.time(),

@@ -1,27 +1,33 @@
 """Search spaces in the Hydra Optuna sweeper's syntax, turned into Optuna distributions.
 
 ``hydra.sweeper.params`` (and sweep overrides given on the command line with ``-m``) use
-Hydra's override grammar, as the published ``hydra-optuna-sweeper`` does:
+Hydra's override grammar and mean what they mean in the published ``hydra-optuna-sweeper``:
 
 =====================================  ==============================================
 ``interval(0.1, 0.5)``                 float uniform in [0.1, 0.5]
 ``int(interval(1, 4))``                integer uniform in [1, 4]
 ``tag(log, interval(1e-4, 1e-1))``     float, log-uniform (also ``int(...)`` inside)
-``range(32, 513, 32)``                 integers 32, 64, ..., 512 (stop excluded, as in Hydra)
-``range(0.1, 0.5, 0.1)``               floats 0.1, 0.2, 0.3, 0.4
+``range(1, 4)``                        integers 1, 2, 3, 4: the stop is *included*
+                                       (unlike Hydra's basic sweeper and Python)
+``range(32, 512, 32)``                 integers 32, 64, ..., 512
+``range(-5.5, 5.5, step=0.5)``         floats -5.5, -5.0, ..., 5.5; a stop off the grid
+                                       is lowered onto it (``range(0, 1, 0.3)``: 0 .. 0.9)
 ``choice(adam, sgd)`` / ``adam,sgd``   categorical; lists and mappings are allowed:
                                        ``choice([128], [256, 128])``
 ``shuffle(...)``                       categorical over the listed values
 anything else (``trainer.max_epochs=3``)  a fixed override applied to every trial
 =====================================  ==============================================
 
+A key the config lacks is searched with Hydra's ``+``: ``'+w=interval(0, 1)'`` (Optuna records
+``w``; each trial gets ``+w=...``).
+
 ``hydra.sweeper.list_params`` builds list values element by element, the Keras-Tuner
 "number of layers, units per layer" space::
 
     list_params:
       model.hidden:
-        length: range(1, 4)          # 1-3 elements
-        item: range(32, 513, 32)     # each element drawn on its own
+        length: range(1, 3)          # 1-3 elements
+        item: range(32, 512, 32)     # each element drawn on its own
         prefix: []                   # fixed leading elements (e.g. [784] for input sizes)
         suffix: []
 
@@ -56,6 +62,8 @@ class Param:
     choices: list[Any] = field(default_factory=list)
     #: ... and as override text, position by position.
     rendered: list[str] = field(default_factory=list)
+    #: Hydra's ``+`` / ``++`` in front of the key of each trial's override (a key the config lacks).
+    prefix: str = ""
 
     def distribution(self) -> Any:
         """The ``optuna.distributions`` object for this parameter."""
@@ -139,7 +147,7 @@ class SearchSpace:
         """Sample ``trial``'s values; return the full override list for its job."""
         overrides = list(self.fixed)
         for name, param in self.params.items():
-            overrides.append(f"{name}={param.render(param.suggest(trial))}")
+            overrides.append(f"{param.prefix}{name}={param.render(param.suggest(trial))}")
         for name, lparam in self.list_params.items():
             overrides.append(f"{name}={lparam.suggest(trial)}")
         return overrides
@@ -200,15 +208,7 @@ def _param_from_override(name: str, override: Any, where: str) -> Param:
             raise ConfigError(f"{where}: tag(log, ...) needs a positive start, got {start}")
         return Param(name, INT if is_int else FLOAT, low=start, high=end, log=log)
     if isinstance(value, RangeSweep) and not value.shuffle:
-        values = list(value.range())
-        if not values:
-            raise ConfigError(f"{where}: range({value.start}, {value.stop}, {value.step}) is empty")
-        step = abs(value.step)
-        if all(isinstance(v, int) for v in values):
-            return Param(name, INT, low=min(values), high=max(values), step=int(step),
-                         log="log" in value.tags and step == 1)
-        return Param(name, FLOAT, low=float(render_float(min(values))), high=float(render_float(max(values))),
-                     step=float(step))
+        return _range_param(name, value, where)
     if isinstance(value, (ChoiceSweep, RangeSweep)):
         raw = list(override.sweep_iterator(transformer=Transformer.identity))
         choices: list[Any] = []
@@ -226,6 +226,20 @@ def _param_from_override(name: str, override: Any, where: str) -> Param:
         return Param(name, CATEGORICAL, choices=choices, rendered=rendered)
     raise ConfigError(f"{where}: '{override.input_line}' is not supported by the Optuna sweeper; "
                       "use interval(), int(interval()), range(), choice() or tag(log, ...)")
+
+
+def _range_param(name: str, value: Any, where: str) -> Param:
+    """``range(start, stop[, step])`` as the published sweeper reads it: an int or float
+    distribution from ``start`` to ``stop`` *inclusive*, in steps of ``step``."""
+    start, stop, step = value.start, value.stop, value.step
+    shown = f"range({start}, {stop}, {step})"
+    if start is None or stop is None or step is None or not step > 0 or stop < start:
+        raise ConfigError(f"{where}: {shown} needs start <= stop and a step > 0 (the stop is included)")
+    n = math.floor((stop - start) / step + 1e-9)  # grid points after start; an off-grid stop is lowered
+    if all(isinstance(v, int) for v in (start, stop, step)):
+        return Param(name, INT, low=start, high=start + n * step, step=step, log="log" in value.tags and step == 1)
+    low = float(render_float(float(start)))
+    return Param(name, FLOAT, low=low, high=float(render_float(low + n * float(step))), step=float(step))
 
 
 def _parse_one(text: str, where: str) -> Any:
@@ -282,7 +296,9 @@ def _add_line(put: Callable[[str, tuple[str, Any]], None], text: str, where: str
         if override.value_type is not None and override.value_type.name == "GLOB_CHOICE_SWEEP":
             raise ConfigError(f"{where}: glob() sweeps are not supported by the Optuna sweeper; "
                               "list the options with choice(...)")
-        put(key, ("param", _param_from_override(key.lstrip("+~"), override, where)))
+        param = _param_from_override(key.lstrip("+~"), override, where)
+        param.prefix = key[: len(key) - len(key.lstrip("+"))]
+        put(key, ("param", param))
     else:
         put(key, ("fixed", override.input_line))
 
@@ -294,7 +310,7 @@ def _list_param(key: str, spec: Any) -> ListParam:
     if OmegaConf.is_config(spec):
         spec = OmegaConf.to_container(spec, resolve=True)
     if not isinstance(spec, Mapping) or "length" not in spec or "item" not in spec:
-        raise ConfigError(f"{where}: needs 'length' and 'item', e.g. {{length: range(1, 4), item: choice(64, 128)}}")
+        raise ConfigError(f"{where}: needs 'length' and 'item', e.g. {{length: range(1, 3), item: choice(64, 128)}}")
     unknown = set(spec) - {"length", "item", "prefix", "suffix"}
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
@@ -310,7 +326,7 @@ def _list_param(key: str, spec: Any) -> ListParam:
 
     length = sub("length")
     if length.kind == FLOAT or (length.kind == CATEGORICAL and not all(isinstance(c, int) for c in length.choices)):
-        raise ConfigError(f"{where}.length: must be integers, e.g. range(1, 4) or int(interval(1, 3))")
+        raise ConfigError(f"{where}.length: must be integers, e.g. range(1, 3) or int(interval(1, 3))")
     lows = [length.low] if length.kind == INT else length.choices
     if min(lows) < 0:  # type: ignore[type-var,operator]
         raise ConfigError(f"{where}.length: must be >= 0")

@@ -2,8 +2,11 @@
 
 Accepted values:
 
-* ``null`` - in memory (one process); with ``n_jobs > 1`` a journal file in the sweep folder
-  (``<sweep dir>/optuna_journal.log``) so the worker processes can share it;
+* ``null`` - a SQLite file beside the sweep folder, named after the study
+  (``<parent of hydra.sweep.dir>/<study_name>.db``): the same command again (a new
+  timestamped sweep folder in the same parent) finds the study and continues it;
+* ``memory`` - in memory, gone when the command ends; with ``n_jobs > 1`` a journal file in
+  the sweep folder (``<sweep dir>/optuna_journal.log``) so the worker processes can share it;
 * any SQLAlchemy URL: ``sqlite:///outputs/study.db`` (relative to the current folder),
   ``postgresql://user:pw@host/db``, ``mysql+pymysql://...`` -> ``RDBStorage``;
 * an Optuna journal file: ``journal:///abs/path/study.log``, ``journal://relative/study.log``,
@@ -12,6 +15,8 @@ Accepted values:
 * a mapping with ``_target_`` (e.g. ``optuna.storages.RDBStorage`` with ``engine_kwargs``).
 
 A :class:`StorageSpec` is plain data, so worker processes can open their own connection.
+A storage that cannot be created or opened raises :class:`StorageError`, one line naming
+the storage and the fix.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +35,10 @@ from mnistfw.errors import ConfigError
 
 MEMORY, RDB, JOURNAL, TARGET = "memory", "rdb", "journal", "target"
 JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")
+
+
+class StorageError(ConfigError):
+    """``hydra.sweeper.storage`` cannot be created, opened or written."""
 
 
 @dataclass
@@ -48,8 +58,37 @@ class StorageSpec:
         """True when the study outlives the process (and can be shared and resumed)."""
         return self.kind != MEMORY
 
+    @property
+    def url(self) -> str:
+        """What ``optuna-dashboard`` and ``optuna.load_study`` take (passwords hidden)."""
+        if self.kind == RDB:
+            return _hide_password(self.location)
+        return self.location or self.shown
+
     def open(self) -> Any:
-        """A fresh Optuna storage object (call once per process)."""
+        """A fresh Optuna storage object (call once per process); :class:`StorageError` if it fails."""
+        try:
+            return self._open()
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - driver, file system and schema errors alike
+            raise self.error(exc) from None
+
+    def error(self, exc: BaseException, doing: str = "open") -> StorageError:
+        """``exc`` (raised while using this storage) as one line naming the storage and the fix."""
+        cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
+        lines = str(cause).strip().splitlines()
+        reason = f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+        if isinstance(cause, ImportError):
+            fix = "install the database driver the URL names (e.g. pip install psycopg2-binary or pymysql)"
+        elif self.kind == JOURNAL or self.location.startswith("sqlite"):
+            fix = ("use a folder you can write to (not under a file), move a damaged file away, "
+                   "or set hydra.sweeper.storage to another place (memory: not kept)")
+        else:
+            fix = "check the URL, that the database server is running and reachable, and the user and password"
+        return StorageError(f"hydra.sweeper.storage: cannot {doing} {self.shown} ({reason}); {fix}")
+
+    def _open(self) -> Any:
         import optuna
 
         if self.kind == MEMORY:
@@ -70,8 +109,12 @@ class StorageSpec:
 
         return instantiate(self.target, _convert_="all")
 
-    def lock_path(self, study_name: str) -> Path | None:
-        """A per-machine lock file shared by every process working on this study, or None."""
+    def lock_path(self, study_name: str = "") -> Path | None:
+        """A per-machine lock file shared by every process working on this study, or None.
+
+        Without ``study_name``: the lock of the storage itself, taken around creating its
+        tables and a study, which Optuna does not guard against concurrent processes.
+        """
         if not self.persistent:
             return None
         key = f"{self.kind}|{self.location}|{sorted(self.target.items())}|{study_name}"
@@ -88,13 +131,31 @@ def _hide_password(url: str) -> str:
         return url
 
 
-def resolve_storage(value: Any, n_jobs: int, sweep_dir: Path) -> StorageSpec:
+def default_storage(sweep_dir: Path, study_name: str) -> StorageSpec:
+    """The SQLite file beside the sweep folder that ``storage: null`` means."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", study_name).strip("._") or "study"
+    path = Path(sweep_dir).absolute().parent / f"{safe}.db"
+    spec = StorageSpec(RDB, f"sqlite:///{path}", shown=f"sqlite:///{path}")
+    _make_folder(spec, path.parent)
+    return spec
+
+
+def _make_folder(spec: StorageSpec, folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise spec.error(exc, "create the folder of") from None
+
+
+def resolve_storage(value: Any, n_jobs: int, sweep_dir: Path, study_name: str = "mnistfw") -> StorageSpec:
     """Interpret ``hydra.sweeper.storage`` (see the module docstring)."""
     from omegaconf import OmegaConf
 
     if OmegaConf.is_config(value):
         value = OmegaConf.to_container(value, resolve=True)
     if value is None or value == "":
+        return default_storage(sweep_dir, study_name)
+    if isinstance(value, str) and value.strip().lower() == "memory":
         if n_jobs > 1:
             path = (Path(sweep_dir) / "optuna_journal.log").absolute()
             return StorageSpec(JOURNAL, str(path), shown=f"journal file {path} (n_jobs > 1 needs a shared storage)")
@@ -118,16 +179,18 @@ def resolve_storage(value: Any, n_jobs: int, sweep_dir: Path) -> StorageSpec:
             return StorageSpec(JOURNAL, str(path), shown=f"journal file {path}")
         raise ConfigError(
             f"hydra.sweeper.storage: '{text}' is neither a database URL (sqlite:///study.db, "
-            "postgresql://...) nor a journal file (journal:///path/study.log or a path ending in .log)"
+            "postgresql://...) nor a journal file (journal:///path/study.log or a path ending in .log) "
+            "nor memory"
         )
     if text.startswith("sqlite:///"):
         raw = text[len("sqlite:///"):]
         path_part, sep, query = raw.partition("?")
         if path_part and path_part != ":memory:":
             path = Path(path_part).expanduser().absolute()
-            path.parent.mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{path}" + (sep + query if sep else "")
-            return StorageSpec(RDB, url, shown=text)
+            spec = StorageSpec(RDB, url, shown=text)
+            _make_folder(spec, path.parent)
+            return spec
     return StorageSpec(RDB, text, shown=_hide_password(text))
 
 

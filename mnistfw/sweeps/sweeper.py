@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import shlex
 import time
 import uuid
+import warnings
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mnistfw.errors import ConfigError, MnistfwError
+from mnistfw.sweeps.results import command_line
 from mnistfw.sweeps.runner import (
+    ATTEMPTS,
     DONE,
     FAILURE_RATE,
     TIMEOUT,
@@ -28,31 +34,37 @@ from mnistfw.sweeps.runner import (
     run_worker,
 )
 from mnistfw.sweeps.space import SearchSpace, build_search_space
-from mnistfw.sweeps.storage import resolve_storage
+from mnistfw.sweeps.storage import resolve_storage, study_lock
 
 log = logging.getLogger("mnistfw.sweep")
 
 DIRECTIONS = ("minimize", "maximize")
-_LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "rmse", "nll")
+#: Study system attribute counting the sweep commands that opened the study.
+SESSIONS = "mnistfw:sessions"
 
 
 class SweepError(MnistfwError):
     """A sweep stopped before reaching its target (too many failures, a worker died)."""
 
 
+def objective_names(objective: Any) -> list[str]:
+    """The app's ``objective`` config value (a name or a list of names) as a list."""
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(objective):
+        objective = OmegaConf.to_container(objective, resolve=True)
+    return [objective] if isinstance(objective, str) else [str(n) for n in objective or []]
+
+
 def resolve_directions(direction: Any, objective: Any) -> list[str]:
-    """``direction`` as a list; ``null`` infers it from the objective name(s) (``*loss*`` -> minimize)."""
+    """``direction`` as a list; null means minimize (one per objective), as in the published sweeper."""
     from omegaconf import OmegaConf
 
     if OmegaConf.is_config(direction):
         direction = OmegaConf.to_container(direction, resolve=True)
-    if OmegaConf.is_config(objective):
-        objective = OmegaConf.to_container(objective, resolve=True)
-    names = [objective] if isinstance(objective, str) else list(objective or [])
+    names = objective_names(objective)
     if direction is None:
-        if not names:
-            return ["minimize"]
-        return ["minimize" if any(w in n.lower() for w in _LOWER_IS_BETTER) else "maximize" for n in names]
+        return ["minimize"] * max(1, len(names))
     items = list(direction) if isinstance(direction, (list, tuple)) else [direction]
     out = []
     for item in items:
@@ -100,13 +112,18 @@ class OptunaSweep:
         return value
 
     def _study_name(self) -> str:
+        """``study_name``, or ``<task_name>-<hparams_search option>-<model option>`` (repeats dropped)."""
         name = self.settings.get("study_name")
         if name:
             return str(name)
         from omegaconf import OmegaConf
 
-        choice = OmegaConf.select(self.config, "hydra.runtime.choices.hparams_search", default=None)
-        parts = [str(p) for p in (self.config.get("task_name"), choice) if p]
+        task = self.config.get("task_name") or OmegaConf.select(self.config, "hydra.job.name", default=None)
+        parts: list[str] = []
+        for part in (task, *(OmegaConf.select(self.config, f"hydra.runtime.choices.{group}", default=None)
+                             for group in ("hparams_search", "model"))):
+            if part and str(part) not in parts:
+                parts.append(str(part))
         return "-".join(parts) or "mnistfw"
 
     def _plan(self, arguments: Sequence[str], sweep_dir: Path) -> SweepPlan:
@@ -131,8 +148,7 @@ class OptunaSweep:
             raise ConfigError(f"hydra.sweeper.max_retry: must be an integer >= 0 or null, got {max_retry!r}")
         space = build_search_space(_plain(s.get("params")), arguments, _plain(s.get("list_params")))
         if space.is_empty() and not s.get("custom_search_space"):
-            raise ConfigError("hydra.sweeper.params: nothing to search; add e.g. model.optimizer.lr: "
-                              "tag(log, interval(1e-4, 1e-1)) or pass a sweep like model.dropout='interval(0,0.5)'")
+            log.info("nothing to search: each trial runs the fixed config")
         sampler = _plain(s.get("sampler"))
         pruner = _plain(s.get("pruner"))
         for name, section in (("sampler", sampler), ("pruner", pruner)):
@@ -145,9 +161,10 @@ class OptunaSweep:
             if size < n_trials:
                 log.info("GridSampler: the grid has %d points; n_trials lowered from %d", size, n_trials)
                 n_trials = size
+        study_name = self._study_name()
         return SweepPlan(
-            study_name=self._study_name(),
-            storage=resolve_storage(s.get("storage"), n_jobs, sweep_dir),
+            study_name=study_name,
+            storage=resolve_storage(s.get("storage"), n_jobs, sweep_dir, study_name),
             directions=resolve_directions(s.get("direction"), self.config.get("objective")),
             space=space,
             sampler=sampler,
@@ -169,24 +186,47 @@ class OptunaSweep:
         """Compose once with the overrides every trial shares: a typo fails here, not in every trial."""
         self.hydra_context.config_loader.load_sweep_config(self.config, list(space.fixed))
 
-    def _open_study(self, plan: SweepPlan) -> tuple[Any, Any]:
+    def _open_study(self, plan: SweepPlan) -> tuple[Any, Any, int]:
+        """Open the storage, create or load the study; return it, the storage and this command's
+        index among the commands that opened the study (0: the first)."""
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = plan.storage.open()
         load = bool(self.settings.get("load_if_exists", True))
-        try:
-            study = optuna.create_study(study_name=plan.study_name, storage=storage,
-                                        directions=plan.directions, load_if_exists=load)
-        except optuna.exceptions.DuplicatedStudyError:
-            raise ConfigError(f"hydra.sweeper.study_name: study '{plan.study_name}' already exists in "
-                              f"{plan.storage.shown}; set hydra.sweeper.load_if_exists=true to continue it, "
-                              "or choose another study_name") from None
+        # Two commands started together on a new SQLite file would both create its tables.
+        with study_lock(plan.storage.lock_path()):
+            storage = plan.storage.open()
+            try:
+                study = optuna.create_study(study_name=plan.study_name, storage=storage,
+                                            directions=plan.directions, load_if_exists=load)
+            except optuna.exceptions.DuplicatedStudyError:
+                raise ConfigError(f"hydra.sweeper.study_name: study '{plan.study_name}' already exists in "
+                                  f"{plan.storage.shown}; set hydra.sweeper.load_if_exists=true to continue it, "
+                                  "or choose another study_name") from None
+            except Exception as exc:  # noqa: BLE001 - a read-only or damaged database
+                raise plan.storage.error(exc, "create the study in") from None
         existing = [d.name.lower() for d in study.directions]
         if existing != plan.directions:
             raise ConfigError(f"hydra.sweeper.direction: study '{plan.study_name}' was created with {existing}, "
                               f"not {plan.directions}; use the same direction or another study_name")
-        return study, storage
+        names = objective_names(self.config.get("objective"))
+        with study_lock(plan.storage.lock_path(plan.study_name)):
+            index = int(storage.get_study_system_attrs(study._study_id).get(SESSIONS, 0))
+            storage.set_study_system_attr(study._study_id, SESSIONS, index + 1)
+            if len(names) == len(plan.directions) and study.metric_names != names:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.set_metric_names(names)  # optuna-dashboard shows them instead of "Objective Value"
+        return study, storage, index
+
+    def _announce(self, plan: SweepPlan) -> None:
+        """Log where the study lives, the command that continues it and the dashboard line."""
+        if not plan.storage.persistent:
+            log.info("storage: in memory (nothing is kept when this command ends)")
+            return
+        log.info("storage: %s", plan.storage.url)
+        log.info("to continue this study, run the same command again: %s", command_line())
+        log.info("to watch it: optuna-dashboard %s", shlex.quote(plan.storage.url))
 
     # ----------------------------------------------------------------------- the sweep
 
@@ -196,26 +236,36 @@ class OptunaSweep:
 
         assert self.config is not None and self.hydra_context is not None
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"hydra.sweep.dir: cannot create {sweep_dir} ({exc.strerror}); "
+                              "choose a folder you can write to") from None
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         plan = self._plan(arguments, sweep_dir)
         self._check_fixed_overrides(plan.space)
         make_sampler(plan), make_pruner(plan)  # fail here, not in every worker, on a bad sampler/pruner
-        study, storage = self._open_study(plan)
+        study, storage, index = self._open_study(plan)
         n_jobs = self._int("n_jobs", 1, 1)
         before = count_trials(study, plan.session)
-        log.info("study '%s' in %s: %d/%d trials finished, %s, sampler %s, pruner %s, %d process(es)",
-                 plan.study_name, plan.storage.shown, before.finished, plan.n_trials, "/".join(plan.directions),
-                 (plan.sampler or {}).get("_target_", "TPESampler").rsplit(".", 1)[-1],
-                 (plan.pruner or {}).get("_target_", "none").rsplit(".", 1)[-1], n_jobs)
+        log.info("study '%s': %d/%d trials finished, %s, sampler %s, pruner %s, %d process(es)",
+                 plan.study_name, before.finished, plan.n_trials, "/".join(plan.directions),
+                 str((plan.sampler or {}).get("_target_") or "TPESampler").rsplit(".", 1)[-1],
+                 str((plan.pruner or {}).get("_target_") or "none").rsplit(".", 1)[-1], n_jobs)
+        self._announce(plan)
+        if before.finished >= plan.n_trials:
+            log.info("the study already has %d finished trials: nothing to run; raise hydra.sweeper.n_trials to "
+                     "continue it, or start another with hydra.sweeper.study_name=<name>", before.finished)
         log.info("sweep folder: %s", sweep_dir)
         job = JobContext(self.config, self.hydra_context, self.task_function)
-        seed_offset = len(study.trials)
+        # The first command on a study samples with the configured seed (a one-process sweep is
+        # reproducible); any later or concurrent one shifts it by a number of its own.
+        seed_offset = 0 if index == 0 else zlib.crc32(plan.session.encode())
         started = time.time()
         crashed: list[str] = []
         try:
             if n_jobs == 1:
-                status = run_worker(plan, job, 0, seed_offset, storage=None if plan.storage.persistent else storage)
+                status = run_worker(plan, job, 0, seed_offset, storage=storage)
             else:
                 status, crashed = self._run_processes(plan, job, n_jobs, seed_offset)
         except (KeyboardInterrupt, SystemExit):
@@ -234,6 +284,13 @@ class OptunaSweep:
         if crashed:
             raise SweepError(f"sweep stopped: {'; '.join(crashed)}; {counts.finished}/{plan.n_trials} trials "
                              "finished - run the same command again to continue the study")
+        if status == ATTEMPTS and counts.finished < plan.n_trials:
+            message = (f"sweep stopped: this command started {counts.session_started} trials, its limit "
+                       f"(n_trials x (1 + max_retry) = {plan.max_attempts}), and {counts.finished}/{plan.n_trials} "
+                       f"are finished; last {counts.last_error or 'trial lost'}; fix the cause (see the trials' "
+                       f"error.txt) - results in {sweep_dir}")
+            log.warning(message)
+            raise SweepError(message)
         if status == TIMEOUT:
             log.warning("timeout reached: %d/%d trials finished; run the same command again to continue",
                         counts.finished, plan.n_trials)
@@ -246,7 +303,12 @@ class OptunaSweep:
         if plan.storage.persistent:
             import optuna
 
-            study = optuna.load_study(study_name=plan.study_name, storage=plan.storage.open())
+            try:
+                study = optuna.load_study(study_name=plan.study_name, storage=plan.storage.open())
+            except ConfigError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the storage went away meanwhile
+                raise plan.storage.error(exc, "read the study from") from None
         results = write_results(study, plan, self.config, plan_elapsed=time.time() - started,
                                 plots=bool(self.settings.get("plots", True)))
         return results, study
@@ -272,26 +334,28 @@ class OptunaSweep:
             raise
         codes = {p.pid: p.exitcode for p in procs}
         crashed = [f"worker {pid} exited with code {code}" for pid, code in codes.items()
-                   if code not in (0, _EXIT[FAILURE_RATE], _EXIT[TIMEOUT])]
-        if any(code == _EXIT[FAILURE_RATE] for code in codes.values()):
-            return FAILURE_RATE, crashed
-        if any(code == _EXIT[TIMEOUT] for code in codes.values()):
-            return TIMEOUT, crashed
+                   if code not in _EXIT.values()]
+        for status in (FAILURE_RATE, ATTEMPTS, TIMEOUT):
+            if any(code == _EXIT[status] for code in codes.values()):
+                return status, crashed
         return DONE, crashed
 
 
-_EXIT = {DONE: 0, FAILURE_RATE: 3, TIMEOUT: 4}
+_EXIT = {DONE: 0, FAILURE_RATE: 3, TIMEOUT: 4, ATTEMPTS: 5}
 
 
 def _worker_main(plan: SweepPlan, job: JobContext, index: int, seed_offset: int) -> None:
     """Entry point of a forked worker process: run trials, exit with a code saying why it stopped."""
-    import os
     import sys
 
     try:
         status = run_worker(plan, job, index, seed_offset)
     except KeyboardInterrupt:
         os._exit(130)
+    except MnistfwError as exc:
+        print(f"error: worker {os.getpid()}: {exc}", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(1)
     except BaseException as exc:  # noqa: BLE001 - report and exit non-zero
         import traceback
 

@@ -3,11 +3,15 @@
 Its task mimics a training run: for ``epochs`` steps it reports a score through the same
 pruning hook as the pipeline, then returns it. ``fail_if`` makes chosen trials raise and
 ``sleep`` keeps a trial running long enough to be killed; ``multi`` returns two objectives.
+Like mnistfw's console scripts, it prints a :class:`~mnistfw.errors.MnistfwError` raised by
+the sweep as one ``error:`` line and exits with status 2.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -51,4 +55,11 @@ def main(cfg: DictConfig) -> Any:
 
 
 if __name__ == "__main__":
-    main()
+    from mnistfw.errors import MnistfwError
+
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let the sweep's error reach this handler
+    try:
+        main()
+    except MnistfwError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
