@@ -34,28 +34,32 @@ def load_full_mnist(data_root: Path):  # type: ignore[no-untyped-def]
     return load_dataset(DataConfig(source="full", dir=str(data_root / "mnist"), download=False), seed=42)
 
 
-def default_config():  # type: ignore[no-untyped-def]
+def default_config(*overrides: str):  # type: ignore[no-untyped-def]
+    """The default run spec (logging and progress bar off), validated as mnistfw-train validates it."""
     from hydra import compose, initialize_config_dir
 
+    from mnistfw.app.run_spec import build_run_spec
     from mnistfw.config.location import config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose("train", overrides=["logger=none", "trainer.enable_progress_bar=false"])
+        cfg = compose("train", overrides=["logger=none", "trainer.enable_progress_bar=false",
+                                          f"paths.output_dir={tempfile.mkdtemp()}", *overrides])
+    return build_run_spec(cfg, None)
 
 
-def hand_loop_epochs(data, cfg, epochs: int) -> tuple[list[float], float]:  # type: ignore[no-untyped-def]
+def hand_loop_epochs(data, spec, epochs: int) -> tuple[list[float], float]:  # type: ignore[no-untyped-def]
     import torch
 
     from mnistfw.backends.lightning_mlp.lightning_module import build_mlp
 
     torch.manual_seed(0)
-    m = cfg.model
+    m, t = spec.settings, spec.context.training
     net = build_mlp(data.info.n_features, 10, list(m.hidden), m.activation, m.batch_norm, m.dropout)
-    opt = torch.optim.Adam(net.parameters(), lr=m.optimizer.lr)
+    opt = torch.optim.Adam(net.parameters(), lr=t.optimizer.lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     x, y = torch.from_numpy(data.train.x), torch.from_numpy(data.train.y)
     xv, yv = torch.from_numpy(data.val.x), torch.from_numpy(data.val.y)
-    bs = int(m.batch_size)
+    bs = int(t.trainer.batch_size)
     times, acc = [], 0.0
     for _ in range(epochs):
         start = time.perf_counter()
@@ -83,23 +87,18 @@ def hand_loop_epochs(data, cfg, epochs: int) -> tuple[list[float], float]:  # ty
     return times, acc
 
 
-def lightning_epochs(data, cfg, epochs: int) -> tuple[list[float], float]:  # type: ignore[no-untyped-def]
+def lightning_epochs(data, batch_size: int, epochs: int) -> tuple[list[float], float]:  # type: ignore[no-untyped-def]
     import torch
-    from omegaconf import open_dict
 
-    from mnistfw.backends.lightning_mlp import LightningMLPBackend
-
-    with open_dict(cfg):
-        cfg.trainer.max_epochs = epochs
-        cfg.trainer.num_threads = torch.get_num_threads()
-        cfg.model.scheduler.name = "none"
+    spec = default_config(f"trainer.max_epochs={epochs}", f"trainer.num_threads={torch.get_num_threads()}",
+                          "scheduler=none", f"trainer.batch_size={batch_size}")
     stamps: list[float] = []
     start = [0.0]
 
     def on_epoch_end(epoch, metrics):  # type: ignore[no-untyped-def]
         stamps.append(time.perf_counter())
 
-    backend = LightningMLPBackend(cfg, run_dir=None)
+    backend = spec.make_backend()
     start[0] = time.perf_counter()
     history = backend.fit(data, on_epoch_end)
     times = [b - a for a, b in zip([start[0], *stamps[:-1]], stamps)]
@@ -125,21 +124,20 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     data = load_full_mnist(data_root)
-    cfg = default_config()
-    if args.batch_size:
-        cfg.model.batch_size = args.batch_size
+    spec = default_config(*([f"trainer.batch_size={args.batch_size}"] if args.batch_size else []))
+    batch = int(spec.context.training.trainer.batch_size)
     print(f"data: train {len(data.train)} val {len(data.val)} test {len(data.test)}; "
-          f"model {list(cfg.model.hidden)} {cfg.model.activation} batch {cfg.model.batch_size}; "
+          f"model {list(spec.settings.hidden)} {spec.settings.activation} batch {batch}; "
           f"torch {torch.__version__} threads {torch.get_num_threads()}")
     # Warm-up so neither side pays first-touch costs. Then several rounds, each a hand-loop run
     # followed by a Lightning run, so that a burst of load from other jobs on this shared machine
     # spoils one round's ratio rather than the whole comparison; the median round is reported.
-    hand_loop_epochs(data, cfg, 1)
+    hand_loop_epochs(data, spec, 1)
     print(f"{'round':>5s}{'hand s/epoch':>14s}{'Lightning s/epoch':>19s}{'ratio':>8s}")
     ratios, hand_all, light_all, hand_acc, light_acc = [], [], [], 0.0, 0.0
     for r in range(args.rounds):
-        hand_t, hand_acc = hand_loop_epochs(data, cfg, args.epochs)
-        light_t, light_acc = lightning_epochs(data, cfg, args.epochs + 1)
+        hand_t, hand_acc = hand_loop_epochs(data, spec, args.epochs)
+        light_t, light_acc = lightning_epochs(data, batch, args.epochs + 1)
         light_t = light_t[1:]  # the first epoch includes Trainer start-up
         hand_med, light_med = statistics.median(hand_t), statistics.median(light_t)
         ratios.append(light_med / hand_med)

@@ -3,7 +3,9 @@
 1. seconds per epoch of ``numpy_net`` against a hand-written PyTorch loop on the same
    784-256-128-64-10 ReLU network, batch 128, Adam (lr 1e-3), the same 60,000 training images;
    epochs of the two alternate so that both see the same machine load; medians and their ratio;
-2. test accuracy of the default config (``model=numpy_net``);
+2. test accuracy of ``model=numpy_net`` with the shared training defaults (the same
+   ``trainer``/``optimizer``/``scheduler`` as the Lightning default), and of the longer setup
+   ``trainer.max_epochs=20 trainer.batch_size=128 optimizer.lr=1e-3``;
 3. validation and test accuracy of the founding setup (``experiment=numpy_founding``).
 
     MNISTFW_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_numpy.py [--rounds 5] [--skip-accuracy]
@@ -45,18 +47,35 @@ def load_mnist(directory: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     )
 
 
+def run_spec(overrides: list[str]):  # type: ignore[no-untyped-def]
+    """The validated run spec of ``mnistfw-train <overrides>`` (nothing is run)."""
+    import tempfile
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from mnistfw.app.run_spec import build_run_spec
+    from mnistfw.config.location import config_dir
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, "trainer.enable_progress_bar=false",
+                                          f"paths.output_dir={tempfile.mkdtemp()}"])
+    return build_run_spec(cfg, None)
+
+
 def numpy_epoch_runner(x: np.ndarray, y: np.ndarray, threads: int | None):
     """A function running one epoch of the backend's own training loop (Trainer.run_epoch)."""
     from threadpoolctl import threadpool_limits
 
     from mnistfw.backends.numpy_net.network import Network
-    from mnistfw.backends.numpy_net.numpy_settings import NumpyNetConfig
     from mnistfw.backends.numpy_net.trainer import Trainer
 
-    settings = NumpyNetConfig(hidden=SIZES[1:-1], batch_size=BATCH, optimizer={"name": "adam", "lr": LR})
+    spec = run_spec(["model=numpy_net", f"model.hidden={SIZES[1:-1]}", f"trainer.batch_size={BATCH}",
+                     "optimizer=adam", f"optimizer.lr={LR}"])
     net = Network(SIZES, "relu")
     net.initialize("he", np.random.default_rng(0))
-    trainer = Trainer(net, settings, np.random.default_rng(1))
+    trainer = Trainer(net, spec.context.training, np.random.default_rng(1))
 
     def run() -> float:
         with threadpool_limits(threads, user_api="blas") if threads else contextlib.nullcontext():
@@ -127,33 +146,30 @@ def time_epochs(x: np.ndarray, y: np.ndarray, rounds: int, numpy_threads: list[i
 
 
 def accuracy_runs(data_dir: Path) -> None:
-    from hydra import compose, initialize_config_dir
-
-    from mnistfw.backends.numpy_net import NumpyNetBackend
-    from mnistfw.config.location import config_dir
     from mnistfw.data.loading import load_dataset
 
     os.environ["MNISTFW_DATA_DIR"] = str(data_dir)
+    full = ["data.source=full", "data.download=false"]
     setups = {
-        "default config (model=numpy_net)": ["model=numpy_net", "data.source=full", "data.download=false"],
-        "founding setup (experiment=numpy_founding)": [
-            "experiment=numpy_founding", "data.source=full", "data.download=false",
+        "shared training defaults (model=numpy_net)": ["model=numpy_net", *full],
+        "longer (model=numpy_net trainer.max_epochs=20 trainer.batch_size=128 optimizer.lr=1e-3)": [
+            "model=numpy_net", "trainer.max_epochs=20", "trainer.batch_size=128", "optimizer.lr=1e-3", *full,
         ],
+        "founding setup (experiment=numpy_founding)": ["experiment=numpy_founding", *full],
     }  # fmt: skip
     for title, overrides in setups.items():
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg = compose("train", overrides=[*overrides, "model.progress=false"])
-        data = load_dataset(cfg.data, seed=int(cfg.seed))
-        backend = NumpyNetBackend(cfg)
+        spec = run_spec(overrides)
+        data = load_dataset(spec.data, seed=spec.context.seed)
+        backend = spec.make_backend()
         start = time.perf_counter()
         history = backend.fit(data, lambda epoch, metrics: None)
         fit_s = time.perf_counter() - start
         test_acc = float(np.mean(backend.predict(data.test.x) == data.test.y))
         val_acc = float(np.mean(backend.predict(data.val.x) == data.val.y))
-        s = backend.settings
+        t = spec.context.training
         print(
-            f"\n{title}: layers {backend.net.sizes}, {s.optimizer.name} lr {s.optimizer.lr:g}, "
-            f"batch {s.batch_size or 'full'}, {len(history)} epochs, train/val/test "
+            f"\n{title}: layers {backend.net.sizes}, {t.optimizer.name} lr {t.optimizer.lr:g}, "
+            f"batch {t.trainer.batch_size or 'full'}, {len(history)} epochs, train/val/test "
             f"{len(data.train)}/{len(data.val)}/{len(data.test)}"
         )
         print(

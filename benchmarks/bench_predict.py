@@ -23,7 +23,7 @@ import numpy as np
 
 TRAIN = {
     "lightning_mlp": ["model=lightning_mlp", "trainer.max_epochs=2", "trainer.enable_progress_bar=false"],
-    "numpy_net": ["model=numpy_net", "model.epochs=2"],
+    "numpy_net": ["model=numpy_net", "trainer.max_epochs=2", "trainer.enable_progress_bar=false"],
 }
 
 

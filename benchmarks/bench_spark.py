@@ -1,7 +1,7 @@
 """Spark ML backend on full MNIST, local mode: data path, reporting chunks, and the default config.
 
     MNISTFW_DATA_DIR=../shared/data python benchmarks/bench_spark.py [--parts transfer,chunks,full]
-        [--out results.json] [hydra overrides, e.g. model.max_iter=100 spark.master=local[2]]
+        [--out results.json] [hydra overrides, e.g. trainer.max_epochs=100 "spark.master='local[2]'"]
 
 Parts (all in one SparkSession, so the JVM start is paid once and reported separately):
 
@@ -9,9 +9,9 @@ Parts (all in one SparkSession, so the JVM start is paid once and reported separ
   feature vectors (standardized when the config does): Arrow from memory vs Parquet (first
   run writes the cache file, second run reads it), and the classic per-pixel-column
   VectorAssembler layout.
-* ``chunks``: the price of reporting every ``report_every`` iterations (each chunk restarts
-  L-BFGS from the previous weights) on 10,000 rows, hidden [64], 60 iterations: time and
-  final loss / validation accuracy for one uninterrupted fit vs chunks of 20 and 10.
+* ``chunks``: the price of validating every ``trainer.check_val_every_n_epoch`` iterations (each
+  chunk restarts L-BFGS from the previous weights) on 10,000 rows, hidden [64], 60 iterations:
+  time and final loss / validation accuracy for one uninterrupted fit vs chunks of 20 and 10.
 * ``full``: the default ``model=spark_mlp`` config (plus overrides) trained on the full
   training split and evaluated on the official test set: test accuracy and F1 (the common
   NumPy metrics on ``predict_proba`` and Spark's MulticlassClassificationEvaluator), fit time,
@@ -34,14 +34,20 @@ REPO = Path(__file__).resolve().parent.parent
 log = logging.getLogger("bench_spark")
 
 
-def compose(overrides: list[str]) -> Any:
+def run_spec(overrides: list[str]) -> Any:
+    """The validated run spec of ``mnistfw-train model=spark_mlp <overrides>`` (nothing is run)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
+    from mnistfw.app.run_spec import build_run_spec
     from mnistfw.config.location import config_dir
 
+    GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return hydra_compose("train", overrides=["model=spark_mlp", "logger=none", *overrides])
+        cfg = hydra_compose("train", overrides=["model=spark_mlp", "logger=none",
+                                                f"paths.output_dir={tempfile.mkdtemp()}", *overrides])
+    return build_run_spec(cfg, None)
 
 
 def load_mnist(data_root: Path, seed: int) -> tuple[Any, float]:
@@ -51,15 +57,6 @@ def load_mnist(data_root: Path, seed: int) -> tuple[Any, float]:
     start = time.perf_counter()
     data = load_dataset(DataConfig(source="full", dir=str(data_root / "mnist"), download=False), seed=seed)
     return data, time.perf_counter() - start
-
-
-def backend_cfg(cfg: Any, **model: Any) -> Any:
-    from omegaconf import OmegaConf
-
-    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
-    for key, value in model.items():
-        out.model[key] = value
-    return out
 
 
 def part_transfer(spark: Any, data: Any, standardize: bool) -> dict[str, Any]:
@@ -101,8 +98,7 @@ def part_transfer(spark: Any, data: Any, standardize: bool) -> dict[str, Any]:
     return out
 
 
-def part_chunks(cfg: Any, data: Any) -> dict[str, Any]:
-    from mnistfw.backends.spark_mlp import SparkMLPBackend
+def part_chunks(overrides: list[str], data: Any) -> dict[str, Any]:
     from mnistfw.data.dataset import Dataset, Split
 
     n = 10_000
@@ -111,37 +107,38 @@ def part_chunks(cfg: Any, data: Any) -> dict[str, Any]:
         data.preprocessing,
     )  # fmt: skip
     out: dict[str, Any] = {"rows": n, "hidden": [64], "max_iter": 60}
-    warm = SparkMLPBackend(backend_cfg(cfg, hidden=[64], layers=None, max_iter=5, report_every=None))
+    small_net = [*overrides, "model.hidden=[64]", "model.layers=null"]
+    warm = run_spec([*small_net, "trainer.max_epochs=5", "trainer.check_val_every_n_epoch=5"]).make_backend()
     try:  # JIT warm-up, so the first variant is not charged for it
         warm.fit(small, lambda e, m: None)
     finally:
         warm.close()
-    for every in (None, 20, 10):
-        backend = SparkMLPBackend(
-            backend_cfg(cfg, hidden=[64], layers=None, max_iter=60, report_every=every, keep_best=False)
-        )
+    for every in (60, 20, 10):
+        backend = run_spec([*small_net, "trainer.max_epochs=60", f"trainer.check_val_every_n_epoch={every}",
+                            "trainer.checkpoint.monitor=null"]).make_backend()
         try:
             history = backend.fit(small, lambda e, m: None)
             t = backend.run_info["timings"]
             last = [h for h in history if "val/accuracy" in h][-1]
-            out[f"report_every={every}"] = {
+            out[f"check_val_every_n_epoch={every}"] = {
                 "fit_s": round(t["fit_s"], 2),
                 "step_metrics_s": round(t["step_metrics_s"], 2),
                 "iterations": t["iterations"],
                 "final_train_loss": round(history[-1]["train/loss"], 5),
                 "val_accuracy": round(last["val/accuracy"], 4),
             }
-            log.info("chunks report_every=%s: %s", every, out[f"report_every={every}"])
+            log.info("chunks of %s iterations: %s", every, out[f"check_val_every_n_epoch={every}"])
         finally:
             backend.close()
     return out
 
 
-def part_full(cfg: Any, data: Any, load_s: float, session_s: float) -> dict[str, Any]:
-    from mnistfw.backends.base import epoch_metrics
-    from mnistfw.backends.spark_mlp import SparkMLPBackend
+def part_full(spec: Any, data: Any, load_s: float, session_s: float) -> dict[str, Any]:
+    from dataclasses import asdict
 
-    backend = SparkMLPBackend(cfg)
+    from mnistfw.metrics import epoch_metrics
+
+    backend = spec.make_backend()
     steps: list[dict[str, float]] = []
     try:
         history = backend.fit(data, lambda e, m: steps.append({"iteration": e, **m}))
@@ -151,18 +148,19 @@ def part_full(cfg: Any, data: Any, load_s: float, session_s: float) -> dict[str,
     finally:
         backend.close()
     ours = epoch_metrics("test", data.test.y, proba)
-    step = backend.model_cfg.report_every or backend.model_cfg.max_iter
+    step = spec.context.training.trainer.check_val_every_n_epoch
     t = backend.run_info["timings"]
     data_s = load_s + t["transfer_s"] + t["features_s"]
     total = load_s + session_s + t["total_s"] + predict_s
     result = {
-        "config": {k: v for k, v in vars(backend.model_cfg).items()},
+        "config": {"model": asdict(spec.settings), "trainer.max_epochs": spec.context.training.trainer.max_epochs,
+                   "trainer.check_val_every_n_epoch": step, "optimizer": spec.context.training.optimizer.name},
         "train_rows": len(data.train),
         "test_rows": len(data.test),
         "test_accuracy": ours["test/accuracy"],
         "test_f1_macro": ours["test/f1"],
         "test_loss": ours["test/loss"],
-        "spark_metrics": backend.spark_metrics,
+        "spark_metrics": backend.spark_scores,
         "blas": backend.run_info["blas"],
         "iterations": t["iterations"],
         "fit_s": round(t["fit_s"], 1),
@@ -186,8 +184,8 @@ def part_full(cfg: Any, data: Any, load_s: float, session_s: float) -> dict[str,
     log.info(
         "full: test accuracy %.4f, macro F1 %.4f (Spark: accuracy %.4f, weighted F1 %.4f), fit %.0f s, "
         "%.2f s/iteration, data %.1f%% of %.0f s, BLAS %s",
-        result["test_accuracy"], result["test_f1_macro"], backend.spark_metrics["test/spark_accuracy"],
-        backend.spark_metrics["test/spark_f1"], t["fit_s"], t["s_per_iteration"], 100 * result["data_share"],
+        result["test_accuracy"], result["test_f1_macro"], backend.spark_scores["test/spark_accuracy"],
+        backend.spark_scores["test/spark_f1"], t["fit_s"], t["s_per_iteration"], 100 * result["data_share"],
         total, result["blas"],
     )  # fmt: skip
     return result
@@ -206,26 +204,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.environ.setdefault("MNISTFW_DATA_DIR", str(data_root))
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
-    cfg = compose(args.overrides)
+    spec = run_spec(args.overrides)
 
     from mnistfw.backends.spark_mlp.session import blas_name, start_session
-    from mnistfw.backends.spark_mlp.spark_settings import SparkConfig
-    from mnistfw.config.validation import validate_section
 
-    data, load_s = load_mnist(data_root, int(cfg.seed))
+    data, load_s = load_mnist(data_root, spec.context.seed)
     log.info("loaded full MNIST in %.2f s: train/val/test %d/%d/%d", load_s, len(data.train), len(data.val),
              len(data.test))  # fmt: skip
     start = time.perf_counter()
-    handle = start_session(validate_section(cfg.spark, SparkConfig, "spark"))
+    handle = start_session(spec.sections["spark"])
     session_s = time.perf_counter() - start
     results: dict[str, Any] = {"session_s": round(session_s, 2), "blas": blas_name(handle.spark)}
     try:
         if "transfer" in parts:
-            results["transfer"] = part_transfer(handle.spark, data, bool(cfg.model.standardize))
+            results["transfer"] = part_transfer(handle.spark, data, bool(spec.settings.standardize))
         if "chunks" in parts:
-            results["chunks"] = part_chunks(cfg, data)
+            results["chunks"] = part_chunks(args.overrides, data)
         if "full" in parts:
-            results["full"] = part_full(cfg, data, load_s, session_s)
+            results["full"] = part_full(spec, data, load_s, session_s)
     finally:
         handle.stop()
     text = json.dumps(results, indent=2, default=str)

@@ -1,4 +1,10 @@
-"""Atomic file helpers: nothing half-written is ever left behind."""
+"""Atomic file writes, in one place: nothing half-written is ever left behind.
+
+Every file mnistfw writes goes through :func:`atomic_path` (or the helpers built on it): the
+content is written to a temporary sibling, then renamed onto the target, so a crash, a full
+disk or Ctrl-C leaves either the old file or the new one, never a torn one. Published files
+get the usual permissions (``0666 & ~umask``), not the 0600 of a temporary file.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +31,39 @@ def publish(tmp: Path | str, path: Path | str, directory: bool = False) -> None:
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def atomic_path(path: Path | str, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block ends normally it replaces ``path``.
+
+    On an exception (Ctrl-C included) the temporary file is removed and ``path`` is untouched.
+    ``suffix`` keeps an extension on the temporary name for writers that insist on one
+    (``np.savez`` adds ``.npz``, matplotlib picks the format from it).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}-", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        publish(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_bytes(path: Path | str, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: Path | str, text: str) -> Path:
+    """Write ``text`` as is (UTF-8, no newline translation) atomically."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
 def dumps_json(obj: Any) -> str:
     """Indented JSON in which lists of numbers (e.g. matrix rows) stay on one line."""
     text = json.dumps(obj, indent=2, default=_json_default)
@@ -32,24 +71,8 @@ def dumps_json(obj: Any) -> str:
     return number_list.sub(lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
 
 
-def write_text(path: Path | str, text: str) -> Path:
-    """Write ``text`` as is (no newline translation) through a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        publish(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def write_json(path: Path | str, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON through a temporary file and an atomic rename."""
+    """Write ``obj`` as indented JSON atomically."""
     return write_text(path, dumps_json(obj) + "\n")
 
 

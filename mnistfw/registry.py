@@ -2,11 +2,13 @@
 
 Listing never imports a plugin; a plugin is imported only when a config names it. A plugin
 that fails to import raises :class:`PluginError` naming the plugin and its package, and the
-other plugins keep working.
+other plugins keep working. A name that two packages both register stops only the runs that
+select that name.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -43,34 +45,47 @@ class PluginEntry:
             ) from exc
 
 
-def available(kind: str) -> dict[str, PluginEntry]:
-    """All entry points of one kind (``backend``, ``evaluator``, ``visualizer``), by name.
+def _entry(kind: str, ep: EntryPoint) -> PluginEntry:
+    dist = getattr(ep, "dist", None)
+    return PluginEntry(
+        kind, ep.name, ep.value, dist.metadata["Name"] if dist is not None else "?",
+        dist.version if dist is not None else "?", ep,
+    )
 
-    Duplicates (the same distribution seen twice on ``sys.path``) are dropped; the result is
-    sorted by name so listings are deterministic.
+
+def discover(kind: str) -> tuple[dict[str, PluginEntry], dict[str, list[PluginEntry]]]:
+    """Entry points of one kind by name, and the names that several packages claim.
+
+    The same distribution seen twice on ``sys.path`` is not a conflict. Sorted by name, so
+    listings are deterministic.
     """
-    group = GROUPS[kind]
-    found: dict[str, PluginEntry] = {}
-    for ep in entry_points(group=group):
-        dist = getattr(ep, "dist", None)
-        dist_name = dist.metadata["Name"] if dist is not None else "?"
-        version = dist.version if dist is not None else "?"
-        entry = PluginEntry(kind, ep.name, ep.value, dist_name, version, ep)
-        previous = found.get(ep.name)
-        if previous is not None and previous.distribution != dist_name:
-            raise PluginError(
-                f"{kind} plugin name '{ep.name}' is registered by both '{previous.distribution}' and "
-                f"'{dist_name}'; uninstall one of them"
-            )
-        found[ep.name] = entry
-    return dict(sorted(found.items()))
+    found: dict[str, list[PluginEntry]] = {}
+    for ep in entry_points(group=GROUPS[kind]):
+        entry = _entry(kind, ep)
+        claims = found.setdefault(ep.name, [])
+        if all(e.distribution != entry.distribution for e in claims):
+            claims.append(entry)
+    unique = {name: claims[0] for name, claims in sorted(found.items()) if len(claims) == 1}
+    conflicts = {name: claims for name, claims in sorted(found.items()) if len(claims) > 1}
+    return unique, conflicts
+
+
+def available(kind: str) -> dict[str, PluginEntry]:
+    """The usable entry points of one kind (``backend``, ``evaluator``, ``visualizer``), by name."""
+    return discover(kind)[0]
 
 
 def get(kind: str, name: str) -> PluginEntry:
-    """The entry point called ``name``; an unknown name lists the available ones."""
-    entries = available(kind)
+    """The entry point called ``name``; an unknown or doubly registered name is a :class:`PluginError`."""
+    entries, conflicts = discover(kind)
+    if name in conflicts:
+        packages = " and ".join(f"'{e.distribution}'" for e in conflicts[name])
+        raise PluginError(
+            f"{kind} plugin name '{name}' is registered by both {packages}; uninstall one of them "
+            f"(runs that do not use '{name}' are not affected)"
+        )
     if name not in entries:
-        names = ", ".join(entries) or "(none installed)"
+        names = ", ".join(sorted([*entries, *conflicts])) or "(none installed)"
         raise PluginError(
             f"unknown {kind} '{name}'; available: {names} "
             f"(install a package that registers it under the '{GROUPS[kind]}' entry-point group)"
@@ -81,3 +96,32 @@ def get(kind: str, name: str) -> PluginEntry:
 def load(kind: str, name: str) -> Any:
     """Import and return the object registered as ``name``."""
     return get(kind, name).load()
+
+
+def create(kind: str, name: str, options: dict[str, Any], where: str) -> Any:
+    """Load plugin ``name`` and construct it with ``options``; a bad option lists the accepted ones.
+
+    ``where`` is the config key the options came from (``evaluation.evaluators.f1``).
+    """
+    cls = load(kind, name)
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        params = {}
+    takes_any = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values())
+    accepted = [p for p, spec in params.items() if spec.kind in (spec.POSITIONAL_OR_KEYWORD, spec.KEYWORD_ONLY)]
+    if not takes_any:
+        for key in options:
+            if key not in accepted:
+                from mnistfw.errors import ConfigError
+
+                raise ConfigError(
+                    f"{where}.{key}: {kind} '{name}' has no option '{key}'; "
+                    f"it accepts: {', '.join(accepted) or 'no options'}"
+                )
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as exc:
+        from mnistfw.errors import ConfigError
+
+        raise ConfigError(f"{where}: {exc}") from None

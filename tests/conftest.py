@@ -48,19 +48,50 @@ def png_ok(path: Path) -> bool:
         return img.size[0] > 50 and img.size[1] > 50 and extrema[0] != extrema[1]
 
 
-@pytest.fixture
-def compose() -> Iterator:
-    """``compose(config_name, overrides)`` over the project's configs, Hydra state cleaned up."""
+def compose_config(overrides: list[str] | None = None, config_name: str = "train", hydra_config: bool = False,
+                   output_dir: Path | None = None):  # noqa: ANN201 - a DictConfig
+    """Compose one of the project's configs outside a Hydra run (Hydra's global state is cleared).
+
+    There is no run folder outside a Hydra run, so ``paths.output_dir`` is set to ``output_dir``
+    (a temporary folder when not given).
+    """
+    import tempfile
+
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from mnistfw.config.location import config_dir
 
-    def _compose(overrides: list[str] | None = None, config_name: str = "train", hydra_config: bool = False):
-        GlobalHydra.instance().clear()
+    overrides = list(overrides or [])
+    if config_name != "predict" and not any(o.startswith("paths.output_dir=") for o in overrides):
+        overrides.append(f"paths.output_dir={output_dir or tempfile.mkdtemp(prefix='mnistfw-test-')}")
+    GlobalHydra.instance().clear()
+    try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            return hydra_compose(config_name, overrides=overrides or [], return_hydra_config=hydra_config)
+            return hydra_compose(config_name, overrides=overrides, return_hydra_config=hydra_config)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def backend_from(overrides: list[str], run_dir: Path | None = None):  # noqa: ANN201 - a Backend
+    """A fresh backend from a composed, validated ``train`` config."""
+    from mnistfw.app.run_spec import build_run_spec
+
+    return build_run_spec(compose_config(overrides, output_dir=run_dir), run_dir).make_backend()
+
+
+@pytest.fixture
+def compose(tmp_path: Path) -> Iterator:
+    """``compose(overrides, config_name)`` over the project's configs (see :func:`compose_config`)."""
+
+    def _compose(overrides: list[str] | None = None, config_name: str = "train", hydra_config: bool = False):
+        return compose_config(overrides, config_name, hydra_config, output_dir=tmp_path)
 
     yield _compose
-    GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def make_backend() -> Iterator:
+    """``make_backend(overrides, run_dir=None)``: see :func:`backend_from`."""
+    yield backend_from

@@ -174,7 +174,7 @@ def _plant_payload(weights: Path, marker: Path) -> None:
     """Replace a model's weights file by one that executes code when unpickled."""
     if weights.suffix == ".npz":
         with open(weights, "wb") as fh:
-            np.savez(fh, **{k: np.array([_Payload(marker)], dtype=object) for k in ("weights", "bias", "prior")})
+            np.savez(fh, **{k: np.array([_Payload(marker)], dtype=object) for k in ("format", "layers", "W0")})
     else:
         import torch
 
@@ -185,10 +185,10 @@ def test_model_files_are_loaded_without_running_pickled_code(workdir: Path, logr
     run = tmp_path / "tampered"
     shutil.copytree(logreg_run, run)
     marker = tmp_path / "pwned"
-    _plant_payload(run / "model" / "baseline.npz", marker)
+    _plant_payload(run / "model" / "weights.npz", marker)
     for command, extra in (("mnistfw-eval", []), ("mnistfw-predict", [f"inputs={tmp_path}"])):
         result, _ = _cli(workdir, command, f"tampered/{command}", f"run_dir={run}", *extra)
-        assert result.returncode == 2 and "baseline.npz" in result.stderr, result.stderr[-2000:]
+        assert result.returncode == 2 and "weights.npz" in result.stderr, result.stderr[-2000:]
     assert not marker.exists()
 
 
@@ -239,7 +239,8 @@ def test_predict_arrays_and_idx_match_the_model(workdir: Path, logreg_run: Path,
     names = [p["input"] for p in report["predictions"]]
     assert names[:2] == ["rows.npy[0]", "rows.npy[1]"] and names[10] == "one.npy[0]"
     assert names[-1] == "digits-idx3-ubyte.gz[18]" and len(names) == 30
-    expected = load_model(logreg_run / "model").predict_proba_raw(images)
+    loaded = load_model(logreg_run / "model")
+    expected = loaded.backend.predict_proba(loaded.model_inputs(images))
     got = np.array([p["probabilities"] for p in report["predictions"]])
     assert np.allclose(got, expected, atol=1e-5)
     assert not (out / "predictions.png").exists()
@@ -272,9 +273,9 @@ def test_predict_bad_inputs(workdir: Path, logreg_run: Path, tmp_path: Path) -> 
 # --------------------------------------------------------------------------- every backend
 
 TINY = {
-    "numpy_net": ["model=numpy_net", "model.epochs=2", "model.hidden=[64]"],
+    "numpy_net": ["model=numpy_net", "trainer.max_epochs=2", "model.hidden=[64]"],
     "lightning_mlp": ["model=lightning_mlp", "trainer.max_epochs=1", "model.hidden=[64]"],
-    "spark_mlp": ["model=spark_mlp", "model.hidden=[32]", "model.max_iter=10"],
+    "spark_mlp": ["model=spark_mlp", "model.hidden=[32]", "trainer.max_epochs=10", "trainer.check_val_every_n_epoch=5"],
 }
 
 

@@ -67,13 +67,15 @@ def test_default_run_writes_metrics_model_log_and_plots(default_run) -> None:
 
 def test_overrides_reach_the_model(tmp_path: Path) -> None:
     proc = run_cli(
-        "mnistfw-train", "data=mnist_sample", "model.hidden=[64,32]", "model.optimizer.lr=3e-3",
+        "mnistfw-train", "data=mnist_sample", "model.hidden=[64,32]", "optimizer.lr=3e-3",
         "model.activation=tanh", "visualization=none", "trainer.limit_train_batches=5", *QUICK, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (meta,) = list(tmp_path.rglob("mnistfw_model.json"))
-    arch = json.loads(meta.read_text())["architecture"]
-    assert arch["hidden"] == [64, 32] and arch["activation"] == "tanh"
+    settings = json.loads(meta.read_text())["settings"]
+    assert settings["hidden"] == [64, 32] and settings["activation"] == "tanh"
+    (config,) = list(tmp_path.rglob(".hydra/config.yaml"))
+    assert "lr: 0.003" in config.read_text()
     assert not list(tmp_path.rglob("*.png"))
 
 
@@ -85,7 +87,7 @@ def test_plain_hydra_multirun(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = sorted(p.parent for p in tmp_path.rglob("metrics.json"))
     assert len(runs) == 2
-    activations = {json.loads((r / "model" / "mnistfw_model.json").read_text())["architecture"]["activation"]
+    activations = {json.loads((r / "model" / "mnistfw_model.json").read_text())["settings"]["activation"]
                    for r in runs}
     assert activations == {"relu", "selu"}
     assert all(r.parent.parent.name == "multiruns" for r in runs)
@@ -119,6 +121,8 @@ def test_ctrl_c_leaves_a_last_checkpoint_that_resumes(tmp_path: Path) -> None:
         rest, _ = proc.communicate()
         pytest.fail("mnistfw-train kept training after SIGINT:\n" + (log_text + rest)[-4000:])
     log_text += rest
+    assert proc.returncode == 130, log_text[-4000:]
+    assert "error: interrupted (Ctrl-C)" in log_text and "Traceback" not in log_text, log_text[-4000:]
     last = next(tmp_path.rglob("checkpoints/last.ckpt"))
     assert "resume with ckpt_path=" in log_text, log_text[-4000:]
     assert not list(tmp_path.rglob("metrics.json")), "an interrupted run writes no metrics"

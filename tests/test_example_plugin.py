@@ -40,7 +40,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def test_training_selects_the_plugins_by_name(installed: Path, tmp_path: Path) -> None:
     env = {"PYTHONPATH": str(installed)}
     result = run_cli(
-        "mnistfw-train", "data=mnist_sample", "model=baseline_logreg", "model.epochs=2", "hydra.run.dir=run",
+        "mnistfw-train", "data=mnist_sample", "model=baseline_logreg", "trainer.max_epochs=2", "hydra.run.dir=run",
         "+evaluation.evaluators.top_k_accuracy.k=3", "+evaluation.evaluators.balanced_accuracy={}",
         "visualization=none", "visualization.enabled=true", "+visualization.visualizers.reliability_diagram={}",
         cwd=tmp_path, env=env,

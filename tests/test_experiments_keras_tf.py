@@ -12,7 +12,11 @@ from pathlib import Path
 import pytest
 from conftest import png_ok, run_cli
 
-from mnistfw.pipeline import validate_config
+from mnistfw.app.run_spec import build_run_spec
+
+
+def validate_config(cfg):  # noqa: ANN001, ANN201 - the run spec of a composed config
+    return build_run_spec(cfg, None)
 
 KERAS = ("keras_selu", "keras_tuner_ann", "keras_tuner_dnn")
 # One tiny epoch on the bundled sample (its 5,000 images cannot hold the 5,000/10,000-image val splits).
@@ -21,15 +25,18 @@ TINY = [
     "trainer.limit_val_batches=2", "trainer.enable_progress_bar=false",
     "visualization.visualizers.prediction_grid=null", "visualization.visualizers.confusion_matrix=null",
 ]
+# The same for a multirun that includes baseline_majority, which does not train in epochs.
+TINY_DATA = ["data=mnist_sample", "data.split.val=0.1", "data.limit_train=500",
+             "visualization.visualizers.prediction_grid=null", "visualization.visualizers.confusion_matrix=null"]
 
 
 def test_keras_selu_is_the_founding_setup(compose) -> None:  # noqa: ANN001 - fixture
     cfg = compose(["experiment=keras_selu"])
-    m = cfg.model
+    m, o = cfg.model, cfg.optimizer
     assert cfg.task_name == "keras_selu" and m.backend == "lightning_mlp"
     assert list(m.hidden) == [300, 100] and m.activation == "selu" and not m.batch_norm and m.dropout == 0
-    assert (m.optimizer.name, m.optimizer.lr, m.optimizer.momentum, m.batch_size) == ("sgd", 0.01, 0.0, 32)
-    assert m.scheduler.name == "none" and cfg.trainer.max_epochs == 30
+    assert (o.name, o.lr, o.momentum, cfg.trainer.batch_size) == ("sgd", 0.01, 0.0, 32)
+    assert cfg.scheduler.name == "none" and cfg.trainer.max_epochs == 30
     assert (cfg.data.split.train, cfg.data.split.val, cfg.data.split.test) == (None, 5000, None)  # 55k/5k/10k
     assert "first_layer_weights" in cfg.visualization.visualizers and "learning_curves" in cfg.visualization.visualizers
     validate_config(cfg)
@@ -42,7 +49,7 @@ def test_keras_tuner_networks(compose) -> None:  # noqa: ANN001 - fixture
     dnn = compose(["experiment=keras_tuner_dnn"])
     assert list(dnn.model.hidden) == [128, 128, 64, 64] and dnn.model.batch_norm
     for cfg in (ann, dnn):
-        assert cfg.model.optimizer.name == "adam"
+        assert cfg.optimizer.name == "adam" and cfg.optimizer.lr == 1e-3 and cfg.trainer.batch_size == 64
         validate_config(cfg)
 
 
@@ -54,6 +61,7 @@ def test_tf_lifecycle_runs_baselines_then_the_network(compose) -> None:  # noqa:
     tune = compose(["experiment=tf_lifecycle_tune"], hydra_config=True)
     assert "mnistfw_optuna" in tune.hydra.sweeper._target_.lower() or "Optuna" in tune.hydra.sweeper._target_
     assert "model.activation" in tune.hydra.sweeper.params and "model" not in tune.hydra.sweeper.params
+    assert "optimizer" in tune.hydra.sweeper.params and "trainer.batch_size" in tune.hydra.sweeper.params
     assert tune.task_name == "tf_lifecycle_tune" and tune.data.split.val == 10000
     validate_config(compose(["experiment=tf_lifecycle"]))
     validate_config(compose(["experiment=tf_lifecycle_tune"]))
@@ -77,7 +85,7 @@ def test_keras_experiments_run_one_tiny_epoch(tmp_path: Path) -> None:
 def test_tf_lifecycle_is_a_multirun_of_the_baselines(tmp_path: Path) -> None:
     # The network job is the Lightning MLP exercised above; here the sweep runs the two baselines.
     result = run_cli(
-        "mnistfw-train", "experiment=tf_lifecycle", *TINY,
+        "mnistfw-train", "experiment=tf_lifecycle", *TINY_DATA,
         "hydra.sweeper.params.model='baseline_majority,baseline_logreg'",
         "hydra.sweep.dir=lifecycle", cwd=tmp_path,
     )
@@ -87,7 +95,7 @@ def test_tf_lifecycle_is_a_multirun_of_the_baselines(tmp_path: Path) -> None:
     assert summaries[0]["metrics"]["test/accuracy"] < 0.2 < summaries[1]["metrics"]["test/accuracy"]
     for job, summary in enumerate(summaries):
         assert {"test/f1", "test/confusion_matrix", "val/accuracy"} <= set(summary["metrics"])
-        assert (tmp_path / "lifecycle" / str(job) / "model" / "baseline.npz").is_file()
+        assert (tmp_path / "lifecycle" / str(job) / "model" / "mnistfw_model.json").is_file()
         assert png_ok(tmp_path / "lifecycle" / str(job) / "plots" / "class_distribution.png")
         assert png_ok(tmp_path / "lifecycle" / str(job) / "plots" / "misclassified_test.png")
 

@@ -557,12 +557,14 @@ def test_bomb_is_refused_without_decoding_it(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # here only: look at it without Pillow's limit
     with Image.open(bomb) as im:  # a real 30000 x 30000 picture (opening reads only the header)
         assert im.size == (30000, 30000) and im.mode == "1"
+    # Peak memory of this program's own address space (VmHWM): ru_maxrss would also count the
+    # parent's memory that the child inherited at fork, before it ran this program.
     code = (
-        "import resource, sys\n"
+        "import re, sys\n"
         "from mnistfw.predict_inputs import gather_inputs\n"
         "found = gather_inputs([sys.argv[1]], (28, 28))\n"
         "print(len(found.names), found.skipped[0]['reason'])\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "print(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run([sys.executable, "-c", code, str(bomb)], capture_output=True, text=True, env=env)

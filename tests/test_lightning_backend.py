@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
+from mnistfw.app.run_spec import build_run_spec
 from mnistfw.backends.base import load_model, save_model
 from mnistfw.data.loading import load_dataset
 from mnistfw.errors import ModelFormatError
@@ -20,17 +20,15 @@ def data():
 
 
 def _cfg(compose, *overrides: str):
-    cfg = compose(["logger=none", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
-                   "model.hidden=[64]", *overrides])
-    OmegaConf.set_struct(cfg, False)
-    cfg.pop("hydra", None)
-    return cfg
+    return compose(["logger=none", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
+                    "model.hidden=[64]", *overrides])
 
 
 def _fit(cfg, data, run_dir: Path | None = None):
     from mnistfw.backends.lightning_mlp import LightningMLPBackend
 
-    backend = LightningMLPBackend(cfg, run_dir)
+    backend = build_run_spec(cfg, run_dir).make_backend()
+    assert isinstance(backend, LightningMLPBackend)
     history = backend.fit(data, lambda epoch, metrics: None)
     return backend, history
 
@@ -54,8 +52,8 @@ def test_save_load_gives_identical_predictions(compose, data, tmp_path: Path) ->
     assert loaded.backend.name == "lightning_mlp"
     np.testing.assert_allclose(loaded.backend.predict_proba(data.test.x), backend.predict_proba(data.test.x),
                                rtol=0, atol=1e-6)
-    np.testing.assert_allclose(loaded.predict_proba_raw(data.test.images), backend.predict_proba(data.test.x),
-                               atol=1e-5)
+    np.testing.assert_allclose(loaded.backend.predict_proba(loaded.model_inputs(data.test.images)),
+                               backend.predict_proba(data.test.x), atol=1e-5)
     assert loaded.backend.first_layer_weights().shape == (784, 64)
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
 
@@ -63,10 +61,8 @@ def test_save_load_gives_identical_predictions(compose, data, tmp_path: Path) ->
 def test_model_folder_errors(compose, data, tmp_path: Path) -> None:
     backend, _ = _fit(_cfg(compose, "trainer.max_epochs=1"), data)
     folder = save_model(backend, tmp_path / "model", data.info, data.preprocessing)
-    with pytest.raises(ModelFormatError, match="holds a 'lightning_mlp' model, not a 'numpy_net'"):
-        load_model(folder, expected_backend="numpy_net")
     meta = json.loads((folder / "mnistfw_model.json").read_text())
-    meta["architecture"]["hidden"] = [32]
+    meta["settings"]["hidden"] = [32]
     (folder / "mnistfw_model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelFormatError, match="does not match the saved lightning_mlp architecture"):
         load_model(folder)
@@ -76,6 +72,42 @@ def test_model_folder_errors(compose, data, tmp_path: Path) -> None:
         load_model(folder)
     with pytest.raises(ModelFormatError, match="not an mnistfw model folder"):
         load_model(tmp_path)
+
+
+def test_damaged_model_folders_are_one_line(compose, data, tmp_path: Path) -> None:
+    backend, _ = _fit(_cfg(compose, "trainer.max_epochs=1"), data)
+    folder = save_model(backend, tmp_path / "model", data.info, data.preprocessing)
+    meta_path = folder / "mnistfw_model.json"
+    good = meta_path.read_text()
+    cases = {
+        "[1, 2]": "not an object",
+        "{": "is damaged",
+        json.dumps({**json.loads(good), "format_version": "2"}): "not a whole number",
+        json.dumps({k: v for k, v in json.loads(good).items() if k != "settings"}): "'settings' is missing",
+        json.dumps({**json.loads(good), "data": {"name": "x"}}): "data description is incomplete",
+        json.dumps({**json.loads(good), "format_version": 1}): "older mnistfw",
+    }
+    for text, fragment in cases.items():
+        meta_path.write_text(text)
+        with pytest.raises(ModelFormatError, match=fragment) as info:
+            load_model(folder)
+        assert "\n" not in str(info.value)
+    meta_path.write_text(good)
+    weights = folder / "model.pt"
+    weights.write_bytes(b"")  # what an interrupted copy leaves
+    with pytest.raises(ModelFormatError, match="is empty"):
+        load_model(folder)
+
+    import torch
+
+    class Evil:
+        def __reduce__(self):  # noqa: ANN204 - would run code if unpickled
+            return (print, ("unpickled!",))
+
+    torch.save({"0.weight": Evil()}, weights)
+    with pytest.raises(ModelFormatError, match="never unpickles") as info:
+        load_model(folder)
+    assert "weights_only=False" not in str(info.value)
 
 
 def test_random_affine_moves_ink_within_its_limits(data) -> None:

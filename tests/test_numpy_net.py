@@ -7,25 +7,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 from mnistfw.backends.base import load_model, read_model_meta, save_model
 from mnistfw.backends.numpy_net import NumpyNetBackend
 from mnistfw.backends.numpy_net.layers import ACTIVATIONS, softmax_cross_entropy_
 from mnistfw.backends.numpy_net.network import Network
 from mnistfw.backends.numpy_net.numpy_backend import WEIGHTS_FILE, read_weights
-from mnistfw.backends.numpy_net.optimizers import make_optimizer, scheduled_lr
+from mnistfw.backends.numpy_net.optimizers import make_optimizer
+from mnistfw.backends.schedules import Plateau, epoch_lr
+from mnistfw.config.vocabulary import OptimizerSettings, SchedulerSettings
 from mnistfw.data.dataset import DataInfo, Dataset, Preprocessing, Split
 from mnistfw.errors import ConfigError, ModelFormatError
 
 # ----------------------------------------------------------------------------- helpers
 
+SMALL = ["model=numpy_net", "model.hidden=[16]", "trainer.max_epochs=2", "trainer.batch_size=32",
+         "trainer.enable_progress_bar=false"]
 
-def make_cfg(seed: int = 0, **model: object) -> object:
-    """A run config with a small, quiet numpy_net model section."""
-    section = {"backend": "numpy_net", "hidden": [16], "epochs": 2, "batch_size": 32, "progress": False}
-    section.update(model)
-    return OmegaConf.create({"seed": seed, "objective": "val/accuracy", "model": section})
+
+@pytest.fixture
+def numpy_backend(make_backend):  # noqa: ANN001, ANN201 - conftest fixture
+    """``numpy_backend(*overrides, run_dir=None)``: a small, quiet numpy_net backend."""
+    return lambda *overrides, run_dir=None: make_backend([*SMALL, *overrides], run_dir)
 
 
 def synthetic_dataset(n: int = 600, n_features: int = 16, seed: int = 0) -> Dataset:
@@ -134,22 +137,31 @@ def test_softmax_cross_entropy_is_stable_and_correct() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "torch_name", "kwargs"),
+    ("settings", "torch_name", "kwargs"),
     [
-        ("sgd", "SGD", {}),
-        ("momentum", "SGD", {"momentum": 0.9}),
-        ("nesterov", "SGD", {"momentum": 0.9, "nesterov": True}),
-        ("adam", "Adam", {"betas": (0.9, 0.999), "eps": 1e-8}),
+        ({"name": "sgd", "lr": 0.01, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}, "SGD", {}),
+        ({"name": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}, "SGD",
+         {"momentum": 0.9}),
+        ({"name": "sgd", "lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0}, "SGD",
+         {"momentum": 0.9, "nesterov": True}),
+        ({"name": "adam", "lr": 0.01, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0}, "Adam", {}),
+        ({"name": "adamw", "lr": 0.01, "betas": [0.9, 0.99], "eps": 1e-8, "weight_decay": 0.1}, "AdamW",
+         {"betas": (0.9, 0.99), "weight_decay": 0.1}),
+        ({"name": "rmsprop", "lr": 0.01, "alpha": 0.9, "eps": 1e-8, "momentum": 0.0, "weight_decay": 0.0},
+         "RMSprop", {"alpha": 0.9}),
+        ({"name": "rmsprop", "lr": 0.01, "alpha": 0.99, "eps": 1e-8, "momentum": 0.5, "weight_decay": 0.0},
+         "RMSprop", {"momentum": 0.5}),
     ],
+    ids=["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "rmsprop-momentum"],
 )
-def test_optimizers_follow_pytorch(name: str, torch_name: str, kwargs: dict) -> None:
+def test_optimizers_follow_pytorch(settings: dict, torch_name: str, kwargs: dict) -> None:
     """Ten steps on the same gradients give the same parameters as torch.optim."""
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
     start = rng.normal(0, 1, 50)
     grads = [rng.normal(0, 1, 50) for _ in range(10)]
     params = start.copy()
-    opt = make_optimizer(name, params, momentum=0.9, betas=(0.9, 0.999), eps=1e-8)
+    opt = make_optimizer(OptimizerSettings(**settings), params, n_weights=params.size)
     tp = torch.tensor(start.copy(), requires_grad=True)
     topt = getattr(torch.optim, torch_name)([tp], lr=0.01, **kwargs)
     for g in grads:
@@ -160,23 +172,49 @@ def test_optimizers_follow_pytorch(name: str, torch_name: str, kwargs: dict) -> 
     assert not np.allclose(params, start)
 
 
+def _schedule(name: str, **keys: object) -> SchedulerSettings:
+    return SchedulerSettings(name=name, **keys)  # type: ignore[arg-type]
+
+
 def test_lr_schedules() -> None:
-    assert scheduled_lr("none", 0.1, 7, 10) == 0.1
-    assert [scheduled_lr("step", 1.0, e, 10, step_size=2, gamma=0.5) for e in range(5)] == [1, 1, 0.5, 0.5, 0.25]
-    assert scheduled_lr("exponential", 1.0, 3, 10, gamma=0.5) == 0.125
-    cosine = [scheduled_lr("cosine", 1.0, e, 4, min_lr=0.2) for e in range(4)]
+    assert epoch_lr(_schedule("none"), 0.1, 7, 10) == 0.1
+    step = _schedule("step", step_size=2, gamma=0.5, warmup_epochs=0)
+    assert [epoch_lr(step, 1.0, e, 10) for e in range(5)] == [1, 1, 0.5, 0.5, 0.25]
+    assert epoch_lr(_schedule("exponential", gamma=0.5, warmup_epochs=0), 1.0, 3, 10) == 0.125
+    cosine = [epoch_lr(_schedule("cosine", min_lr=0.2, warmup_epochs=0), 1.0, e, 4) for e in range(4)]
     assert cosine[0] == 1.0 and cosine == sorted(cosine, reverse=True) and cosine[-1] > 0.2
     assert cosine[2] == pytest.approx(0.6)
-    assert scheduled_lr("none", 1.0, 0, 10, warmup_epochs=3) == 0.25
+    assert epoch_lr(_schedule("cosine", min_lr=0.0, warmup_epochs=3), 1.0, 0, 10) == 0.25
+
+
+def test_cosine_schedule_matches_torch() -> None:
+    torch = pytest.importorskip("torch")
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=7, eta_min=0.01)
+    ours = _schedule("cosine", min_lr=0.01, warmup_epochs=0)
+    for epoch in range(7):
+        assert epoch_lr(ours, 0.3, epoch, 7) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9)
+        opt.step()
+        sched.step()
+
+
+def test_plateau_lowers_the_rate_after_patience_validations() -> None:
+    plateau = Plateau(_schedule("plateau", factor=0.5, patience=1, monitor="val/loss", mode="min", min_lr=0.1), 1.0)
+    rates = [plateau.step(e, {"val/loss": loss}) for e, loss in enumerate([1.0, 0.9, 0.95, 0.95, 0.95, 0.95], 1)]
+    assert rates == [1.0, 1.0, 1.0, 0.5, 0.5, 0.25]  # as torch's ReduceLROnPlateau (bad epochs > patience)
+    assert plateau.step(7, {"train/loss": 5.0}) == 0.25  # an epoch without validation changes nothing
+    for epoch in range(8, 20):
+        plateau.step(epoch, {"val/loss": 0.95})
+    assert plateau.lr == 0.1  # never below min_lr
 
 
 # ----------------------------------------------------------------------------- training behaviour
 
 
-def test_fit_reports_every_epoch_and_learns() -> None:
+def test_fit_reports_every_epoch_and_learns(numpy_backend) -> None:  # noqa: ANN001
     data = synthetic_dataset()
     seen: list[tuple[int, dict]] = []
-    backend = NumpyNetBackend(make_cfg(epochs=4, optimizer={"name": "momentum", "lr": 0.05}))
+    backend = numpy_backend("trainer.max_epochs=4", "optimizer=sgd", "optimizer.lr=0.05", "optimizer.momentum=0.9")
     history = backend.fit(data, lambda e, m: seen.append((e, dict(m))))
     assert [e for e, _ in seen] == [1, 2, 3, 4]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
@@ -189,15 +227,38 @@ def test_fit_reports_every_epoch_and_learns() -> None:
     np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-5)
 
 
-def test_full_batch_gradient_descent() -> None:
+def test_full_batch_gradient_descent(numpy_backend) -> None:  # noqa: ANN001
     data = synthetic_dataset()
-    backend = NumpyNetBackend(make_cfg(epochs=30, batch_size=None, optimizer={"name": "sgd", "lr": 0.5}))
+    backend = numpy_backend("trainer.max_epochs=30", "trainer.batch_size=null", "optimizer=sgd", "optimizer.lr=0.5")
     history = backend.fit(data, no_op)
     assert len(history) == 30
     assert history[-1]["train/loss"] < 0.5 * history[0]["train/loss"]
 
 
-def test_callback_exceptions_propagate() -> None:
+def test_quick_run_limits_and_validation_cadence(numpy_backend) -> None:  # noqa: ANN001
+    data = synthetic_dataset()  # 420 training rows: 14 batches of 32
+    seen: list[dict] = []
+    backend = numpy_backend("trainer.max_epochs=4", "trainer.limit_train_batches=3",
+                            "trainer.check_val_every_n_epoch=2", "trainer.checkpoint.monitor=null")
+    steps: list[int] = []
+    real_backward = Network.backward
+
+    def counting_backward(net: Network, y: np.ndarray, decay: float = 0.0) -> tuple[float, int]:
+        steps.append(len(y))
+        return real_backward(net, y, decay)
+
+    Network.backward = counting_backward  # type: ignore[method-assign]
+    try:
+        backend.fit(data, lambda e, m: seen.append(dict(m)))
+    finally:
+        Network.backward = real_backward  # type: ignore[method-assign]
+    assert ["val/accuracy" in m for m in seen] == [False, True, False, True]
+    assert steps == [32] * 12  # 3 batches of 32 in each of the 4 epochs
+
+
+def test_callback_exceptions_propagate_and_stop_training_ends_the_loop(numpy_backend) -> None:  # noqa: ANN001
+    from mnistfw.backends.base import StopTraining
+
     class Pruned(Exception):
         pass
 
@@ -209,14 +270,20 @@ def test_callback_exceptions_propagate() -> None:
             raise Pruned
 
     with pytest.raises(Pruned):
-        NumpyNetBackend(make_cfg(epochs=5)).fit(synthetic_dataset(), prune_at_two)
+        numpy_backend("trainer.max_epochs=5").fit(synthetic_dataset(), prune_at_two)
     assert calls == [1, 2]
 
+    def stop_at_three(epoch: int, metrics: object) -> None:
+        if epoch == 3:
+            raise StopTraining
 
-def test_early_stopping_stops_and_restores_best(tmp_path: Path) -> None:
+    assert len(numpy_backend("trainer.max_epochs=5").fit(synthetic_dataset(), stop_at_three)) == 3
+
+
+def test_checkpoint_keeps_and_restores_the_best_epoch(numpy_backend, tmp_path: Path) -> None:  # noqa: ANN001
     # train/loss falls every epoch, so with mode=max the best epoch stays epoch 1
-    stopper = {"monitor": "train/loss", "mode": "max", "patience": 2, "restore_best": True}
-    backend = NumpyNetBackend(make_cfg(epochs=10, early_stopping=stopper), tmp_path)
+    backend = numpy_backend("trainer.max_epochs=3", "trainer.checkpoint.monitor=train/loss",
+                            "trainer.checkpoint.mode=max", run_dir=tmp_path)
     history = backend.fit(synthetic_dataset(), no_op)
     assert len(history) == 3
     best = read_weights(tmp_path / "checkpoints" / "best.npz")
@@ -224,19 +291,36 @@ def test_early_stopping_stops_and_restores_best(tmp_path: Path) -> None:
     np.testing.assert_array_equal(backend.first_layer_weights(), best["W0"])
 
 
-def test_checkpoint_tracks_best_epoch(tmp_path: Path) -> None:
-    backend = NumpyNetBackend(make_cfg(epochs=3, early_stopping=None), tmp_path)
+def test_checkpoint_tracks_best_val_epoch(numpy_backend, tmp_path: Path) -> None:  # noqa: ANN001
+    backend = numpy_backend("trainer.max_epochs=3", run_dir=tmp_path)
     history = backend.fit(synthetic_dataset(), no_op)
     best_epoch = int(np.argmax([h["val/accuracy"] for h in history])) + 1
     assert int(read_weights(tmp_path / "checkpoints" / "best.npz")["epoch"]) == best_epoch
 
 
-def test_seed_makes_runs_repeatable() -> None:
+def test_gradient_clipping_bounds_every_step(numpy_backend) -> None:  # noqa: ANN001
     data = synthetic_dataset()
-    settings = {"epochs": 2, "dropout": 0.2, "hidden": [12, 8]}
+    backend = numpy_backend("trainer.max_epochs=1", "trainer.gradient_clip_val=0.01", "optimizer=sgd",
+                            "optimizer.lr=1.0", "trainer.batch_size=null", "trainer.checkpoint.monitor=null")
+    backend.fit(data, no_op)
+    start = numpy_backend("trainer.max_epochs=1")
+    start_net = start.build_network(16, 3, "float32")
+    start.initialize(start_net, np.random.default_rng(np.random.SeedSequence(42).spawn(3)[0]))
+    moved = float(np.linalg.norm(backend.net.params - start_net.params))
+    assert moved <= 0.01 + 1e-6  # one full-batch step of at most lr * clip
+
+
+def test_float64_precision(numpy_backend) -> None:  # noqa: ANN001
+    backend = numpy_backend("trainer.precision=64-true")
+    backend.fit(synthetic_dataset(), no_op)
+    assert backend.net.dtype == np.float64 and backend.predict_proba(synthetic_dataset().test.x).dtype == np.float64
+
+
+def test_seed_makes_runs_repeatable(numpy_backend) -> None:  # noqa: ANN001
+    data = synthetic_dataset()
 
     def run(seed: int) -> NumpyNetBackend:
-        backend = NumpyNetBackend(make_cfg(seed=seed, **settings))
+        backend = numpy_backend(f"seed={seed}", "model.dropout=0.2", "model.hidden=[12,8]")
         backend.fit(data, no_op)
         return backend
 
@@ -246,10 +330,10 @@ def test_seed_makes_runs_repeatable() -> None:
     assert not np.array_equal(a.net.params, c.net.params)
 
 
-def test_trains_on_the_bundled_sample(sample_dataset: Dataset) -> None:
+def test_trains_on_the_bundled_sample(numpy_backend, sample_dataset: Dataset) -> None:  # noqa: ANN001
     """A short real run on 4,000 MNIST digits clearly beats chance (10 %)."""
-    cfg = make_cfg(hidden=[128], epochs=5, batch_size=64, num_threads=1)
-    backend = NumpyNetBackend(cfg)
+    backend = numpy_backend("model.hidden=[128]", "trainer.max_epochs=5", "trainer.batch_size=64",
+                            "optimizer.lr=1e-3")
     history = backend.fit(sample_dataset, no_op)
     assert history[-1]["val/accuracy"] > 0.85
     test_acc = float(np.mean(backend.predict(sample_dataset.test.x) == sample_dataset.test.y))
@@ -261,9 +345,9 @@ def test_trains_on_the_bundled_sample(sample_dataset: Dataset) -> None:
 
 
 @pytest.fixture
-def saved(tmp_path: Path) -> tuple[NumpyNetBackend, Dataset, Path]:
+def saved(numpy_backend, tmp_path: Path) -> tuple[NumpyNetBackend, Dataset, Path]:  # noqa: ANN001
     data = synthetic_dataset()
-    backend = NumpyNetBackend(make_cfg(hidden=[10, 6], activation="tanh", epochs=1))
+    backend = numpy_backend("model.hidden=[10,6]", "model.activation=tanh", "trainer.max_epochs=1")
     backend.fit(data, no_op)
     folder = save_model(backend, tmp_path / "model", data.info, data.preprocessing)
     return backend, data, folder
@@ -272,26 +356,21 @@ def saved(tmp_path: Path) -> tuple[NumpyNetBackend, Dataset, Path]:
 def test_save_load_gives_identical_predictions(saved: tuple[NumpyNetBackend, Dataset, Path]) -> None:
     backend, data, folder = saved
     meta = read_model_meta(folder)
-    assert meta["backend"] == "numpy_net"
-    assert meta["architecture"]["layers"] == [16, 10, 6, 3]
-    assert meta["architecture"]["activation"] == "tanh"
+    assert meta.backend == "numpy_net"
+    assert meta.architecture["layers"] == [16, 10, 6, 3]
+    assert meta.settings["activation"] == "tanh"
     loaded = load_model(folder)
     np.testing.assert_array_equal(loaded.backend.predict_proba(data.test.x), backend.predict_proba(data.test.x))
     direct = NumpyNetBackend.load(folder, meta)
     np.testing.assert_array_equal(direct.predict(data.test.x), backend.predict(data.test.x))
 
 
-def _edit_meta(folder: Path, change) -> dict:
-    meta = json.loads((folder / "mnistfw_model.json").read_text())
-    change(meta)
-    return meta
-
-
-def test_load_rejects_another_backends_folder(saved: tuple[NumpyNetBackend, Dataset, Path]) -> None:
-    _, _, folder = saved
-    meta = _edit_meta(folder, lambda m: m.update(backend="lightning_mlp"))
-    with pytest.raises(ModelFormatError, match="lightning_mlp"):
-        NumpyNetBackend.load(folder, meta)
+def _edit_meta(folder: Path, change) -> object:  # noqa: ANN001
+    path = folder / "mnistfw_model.json"
+    raw = json.loads(path.read_text())
+    change(raw)
+    path.write_text(json.dumps(raw))
+    return read_model_meta(folder)
 
 
 def test_load_rejects_mismatched_architecture(saved: tuple[NumpyNetBackend, Dataset, Path]) -> None:
@@ -337,71 +416,56 @@ def test_load_rejects_damaged_layer_shapes(saved: tuple[NumpyNetBackend, Dataset
 @pytest.mark.parametrize(
     ("change", "key"),
     [
-        ({"hidden": []}, "model.hidden"),
-        ({"hidden": [64, 0]}, "model.hidden"),
-        ({"activation": "swish"}, "model.activation"),
-        ({"epochs": 0}, "model.epochs"),
-        ({"batch_size": 0}, "model.batch_size"),
-        ({"dropout": 1.0}, "model.dropout"),
-        ({"init": "orthogonal"}, "model.init"),
-        ({"dtype": "float16"}, "model.dtype"),
-        ({"optimizer": "rmsprop"}, "model.optimizer.name"),
-        ({"optimizer": {"name": "adam", "lr": 0}}, "model.optimizer.lr"),
-        ({"optimizer": {"name": "sgd", "lr": -0.1}}, "model.optimizer.lr"),
-        ({"optimizer": {"name": "adam", "betas": [0.9]}}, "model.optimizer.betas"),
-        ({"optimizer": {"name": "adam", "learning_rate": 0.1}}, "model.optimizer.learning_rate"),
-        ({"optimizer": {"weight_decay": -1}}, "model.optimizer.weight_decay"),
-        ({"scheduler": "linear"}, "model.scheduler.name"),
-        ({"scheduler": {"name": "step", "gamma": 2}}, "model.scheduler.gamma"),
-        ({"early_stopping": {"monitor": "val/auc"}}, "model.early_stopping.monitor"),
-        ({"early_stopping": {"patience": 0}}, "model.early_stopping.patience"),
-        ({"layers": [1]}, "model.layers"),
+        ("model.hidden=[]", "model.hidden"),
+        ("model.hidden=[64,0]", "model.hidden"),
+        ("model.activation=swish", "model.activation"),
+        ("model.dropout=1.0", "model.dropout"),
+        ("model.init=orthogonal", "model.init"),
+        ("trainer.max_epochs=0", "trainer.max_epochs"),
+        ("trainer.batch_size=0", "trainer.batch_size"),
+        ("optimizer.lr=0", "optimizer.lr"),
+        ("optimizer.betas=[0.9]", "optimizer.betas"),
+        ("optimizer.weight_decay=-1", "optimizer.weight_decay"),
+        ("scheduler=step scheduler.gamma=2", "scheduler.gamma"),
+        ("trainer.early_stopping.monitor=val/auc", "trainer.early_stopping.monitor"),
+        ("trainer.early_stopping.patience=0", "trainer.early_stopping.patience"),
+        ("trainer.precision=16-mixed", "trainer.precision"),
     ],
 )
-def test_config_errors_name_the_key(change: dict, key: str) -> None:
+def test_config_errors_name_the_key(numpy_backend, change: str, key: str) -> None:  # noqa: ANN001
     with pytest.raises(ConfigError) as info:
-        NumpyNetBackend(make_cfg(**change))
+        numpy_backend(*change.split())
     message = str(info.value)
     assert message.startswith(key + ":"), message
     assert "\n" not in message
 
 
-def test_optimizer_and_scheduler_accept_a_name_or_a_mapping() -> None:
-    s = NumpyNetBackend(make_cfg(optimizer="nesterov", scheduler="cosine")).settings
-    assert (s.optimizer.name, s.optimizer.lr, s.scheduler.name) == ("nesterov", 0.05, "cosine")
-    s = NumpyNetBackend(make_cfg(optimizer={"name": "adam", "lr": 0.01, "weight_decay": 1e-4})).settings
-    assert (s.optimizer.name, s.optimizer.lr, s.optimizer.weight_decay) == ("adam", 0.01, 1e-4)
-    s = NumpyNetBackend(make_cfg(scheduler=None, early_stopping=True)).settings
-    assert s.scheduler.name == "none" and s.early_stopping.mode == "max" and s.early_stopping.patience is None
-
-
 def test_issue_command_lines_compose(compose) -> None:  # noqa: ANN001 - the conftest fixture
-    cfg = compose(
-        ["model=numpy_net", "model.hidden=[256,128,64]", "model.activation=relu", "model.optimizer=adam",
-         "model.epochs=20"]
-    )  # fmt: skip
-    s = NumpyNetBackend(cfg).settings
-    assert (s.hidden, s.activation, s.epochs) == ([256, 128, 64], "relu", 20)
-    assert (s.optimizer.name, s.optimizer.lr) == ("adam", 0.001)
+    from mnistfw.app.run_spec import build_run_spec
 
-    default = NumpyNetBackend(compose(["model=numpy_net"])).settings
-    assert default.optimizer.name == "adam" and default.scheduler.name == "cosine"
+    spec = build_run_spec(compose(["model=numpy_net", "model.hidden=[256,128,64]", "model.activation=relu",
+                                   "optimizer=adam", "trainer.max_epochs=20"]), None)
+    t = spec.context.training
+    assert (spec.settings.hidden, spec.settings.activation, t.trainer.max_epochs) == ([256, 128, 64], "relu", 20)
+    assert (t.optimizer.name, t.optimizer.lr, t.scheduler.name) == ("adam", 2e-3, "cosine")
 
     founding = compose(["experiment=numpy_founding"])
-    s = NumpyNetBackend(founding).settings
-    assert s.hidden == [256, 128, 64] and s.batch_size is None and s.epochs == 150
-    assert (s.optimizer.name, s.optimizer.lr, s.scheduler.name) == ("sgd", 0.5, "cosine")
-    assert (s.optimizer.weight_decay, s.dropout, s.early_stopping) == (0.0, 0.0, None)
+    spec = build_run_spec(founding, None)
+    t = spec.context.training
+    assert spec.settings.hidden == [256, 128, 64] and t.trainer.batch_size is None and t.trainer.max_epochs == 150
+    assert (t.optimizer.name, t.optimizer.lr, t.optimizer.momentum, t.scheduler.name) == ("sgd", 0.5, 0.0, "cosine")
+    assert (t.optimizer.weight_decay, spec.settings.dropout, t.trainer.checkpoint.monitor) == (0.0, 0.0, None)
     assert founding.data.split.val == 0.2
 
 
 def test_issue_command_line_runs_end_to_end(tmp_path: Path) -> None:
-    """The issue's command line through the installed mnistfw-train, on the bundled sample."""
+    """A numpy_net run through the installed mnistfw-train with the shared keys, on the bundled sample."""
     from tests.conftest import run_cli
 
     proc = run_cli(
         "mnistfw-train", "model=numpy_net", "data=mnist_sample", "model.hidden=[256,128,64]", "model.activation=relu",
-        "model.optimizer=adam", "model.epochs=2", "visualization=none", cwd=tmp_path,
+        "optimizer=adam", "optimizer.lr=1e-3", "trainer.max_epochs=2", "trainer.batch_size=128", "visualization=none",
+        cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = [p.parent for p in (tmp_path / "outputs").rglob("metrics.json")]
@@ -411,4 +475,4 @@ def test_issue_command_line_runs_end_to_end(tmp_path: Path) -> None:
     assert summary["metrics"]["test/accuracy"] > 0.8
     assert read_weights(run_dir / "checkpoints" / "best.npz")["layers"].tolist() == [784, 256, 128, 64, 10]
     meta = read_model_meta(run_dir / "model")
-    assert meta["backend"] == "numpy_net" and meta["architecture"]["layers"] == [784, 256, 128, 64, 10]
+    assert meta.backend == "numpy_net" and meta.architecture["layers"] == [784, 256, 128, 64, 10]

@@ -26,7 +26,7 @@ from mnistfw.backends.spark_mlp import SparkMLPBackend
 
 pyspark = pytest.importorskip("pyspark")
 
-from test_spark_mlp import make_cfg, make_dataset  # noqa: E402
+from test_spark_mlp import _session, make_backend, make_dataset  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -110,22 +110,12 @@ def test_backend_on_standalone_cluster(standalone_cluster: str, tmp_path: Path) 
 
     start = time.perf_counter()
     data = make_dataset(300, 100, 100)
-    cfg = make_cfg(
-        max_iter=6,
-        report_every=3,
-        train_eval_rows=100,
-        spark={
-            "master": standalone_cluster,
-            "ui": False,
-            "conf": {
-                "spark": {
-                    "driver": {"host": "127.0.0.1", "bindAddress": "127.0.0.1"},
-                    "executor": {"memory": "512m", "cores": 1},
-                }
-            },  # fmt: skip
-        },
+    backend = make_backend(
+        "trainer.max_epochs=6", "trainer.check_val_every_n_epoch=3", "model.train_eval_rows=100",
+        "spark=cluster", f"spark.master={standalone_cluster}", "spark.ui=false",
+        "spark.conf.spark.driver.host=127.0.0.1", "+spark.conf.spark.driver.bindAddress=127.0.0.1",
+        "spark.conf.spark.executor.memory=512m", "spark.conf.spark.executor.cores=1",
     )
-    backend = SparkMLPBackend(cfg)
     calls: list[int] = []
     try:
         backend.fit(data, lambda e, m: calls.append(e))
@@ -136,10 +126,10 @@ def test_backend_on_standalone_cluster(standalone_cluster: str, tmp_path: Path) 
         proba = backend.predict_proba(data.test.x)
         assert proba.shape == (100, 10)
         accuracy = float((proba.argmax(axis=1) == data.test.y).mean())
-        assert accuracy == pytest.approx(backend.spark_metrics["test/spark_accuracy"], abs=1e-12)
+        assert accuracy == pytest.approx(backend.spark_scores["test/spark_accuracy"], abs=1e-12)
         assert accuracy > 0.5
         folder = save_model(backend, tmp_path / "model", data.info, data.preprocessing)
-        loaded = SparkMLPBackend.load(folder, read_model_meta(folder))  # joins the cluster session
+        loaded = SparkMLPBackend.load(folder, read_model_meta(folder), **_session())  # joins the cluster session
         np.testing.assert_allclose(loaded.predict_proba(data.test.x), proba, atol=1e-12)
     finally:
         backend.close()

@@ -17,14 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import backend_from, compose_config
 from omegaconf import OmegaConf
 
-from mnistfw.backends.base import epoch_metrics, load_model, read_model_meta, save_model
+from mnistfw.backends.base import load_model, read_model_meta, save_model
 from mnistfw.backends.spark_mlp import SparkMLPBackend
 from mnistfw.backends.spark_mlp.session import check_java, check_master, parse_java_major
 from mnistfw.backends.spark_mlp.spark_settings import SparkConfig, flat_conf
+from mnistfw.config.validation import validate_section
 from mnistfw.data.dataset import DataInfo, Dataset, Preprocessing, Split
 from mnistfw.errors import BackendUnavailableError, ConfigError, DataError, ModelFormatError
+from mnistfw.metrics import epoch_metrics
 
 pyspark = pytest.importorskip("pyspark")
 MASTER = "local[2]"
@@ -53,18 +56,23 @@ def make_dataset(n_train: int = 400, n_val: int = 100, n_test: int = 100, seed: 
     return Dataset(split(0, n1), split(n1, n2), split(n2, n2 + n_test), info, pre)
 
 
-def make_cfg(**model: object) -> object:
-    base = {"backend": "spark_mlp", "hidden": [16], "max_iter": 10, "report_every": 5, "train_eval_rows": 100}
-    base.update(model)
-    spark = base.pop("spark", {})
-    return OmegaConf.create({"seed": 0, "model": base, "spark": {"master": MASTER, **spark}})
+#: A small Spark MLP: 10 L-BFGS iterations, validated every 5, on the test session's master.
+SMALL = ["model=spark_mlp", f"spark.master='{MASTER}'", "spark.driver_memory=1g", "model.hidden=[16]",
+         "trainer.max_epochs=10", "trainer.check_val_every_n_epoch=5", "model.train_eval_rows=100"]
+
+
+def make_backend(*overrides: str) -> SparkMLPBackend:
+    backend = backend_from([*SMALL, *overrides])
+    assert isinstance(backend, SparkMLPBackend)
+    return backend
 
 
 @pytest.fixture(scope="module")
 def spark():
     from mnistfw.backends.spark_mlp.session import start_session
 
-    handle = start_session(SparkConfig(master=MASTER, driver_memory="1g"))
+    session = validate_section(compose_config(SMALL).spark, SparkConfig, "spark")
+    handle = start_session(session)
     yield handle.spark
     handle.spark.stop()
 
@@ -77,7 +85,7 @@ def data() -> Dataset:
 @pytest.fixture(scope="module")
 def trained(spark, data):
     """A backend trained once: 10 L-BFGS iterations in two reporting steps."""
-    backend = SparkMLPBackend(make_cfg(standardize=True))
+    backend = make_backend("model.standardize=true")
     calls: list[tuple[int, dict]] = []
     history = backend.fit(data, lambda epoch, metrics: calls.append((epoch, dict(metrics))))
     yield backend, history, calls
@@ -90,7 +98,7 @@ def test_fit_reports_per_step_and_per_iteration(trained):
     for _, metrics in calls:
         assert {"train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/f1"} <= set(metrics)
     # one history entry per L-BFGS iteration, from the model summaries' objective history
-    assert [h["epoch"] for h in history] == [float(i) for i in range(1, 11)]
+    assert [h["epoch"] for h in history] == list(range(1, 11))
     losses = [h["train/loss"] for h in history]
     assert losses[-1] < losses[0]
     assert history[4]["val/accuracy"] == calls[0][1]["val/accuracy"]
@@ -112,7 +120,7 @@ def test_predict_proba_and_spark_metrics_agree(trained, data):
         np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
         pred = proba.argmax(axis=1)
         ours = epoch_metrics(split, part.y, proba)
-        spark = backend.spark_metrics
+        spark = backend.spark_scores
         assert spark[f"{split}/spark_accuracy"] == pytest.approx(ours[f"{split}/accuracy"], abs=1e-12)
         # Spark's "f1" is the class-frequency weighted F1; the macro one matches the common evaluator
         assert spark[f"{split}/spark_f1"] == pytest.approx(f1_score(part.y, pred, average="weighted"), abs=1e-9)
@@ -120,7 +128,7 @@ def test_predict_proba_and_spark_metrics_agree(trained, data):
     # the kept reporting step (best val/accuracy) measured the same model on the same val rows
     kept = backend.run_info["kept_iteration"]
     assert kept in (5, 10)
-    assert dict(calls)[kept]["val/accuracy"] == pytest.approx(backend.spark_metrics["val/spark_accuracy"])
+    assert dict(calls)[kept]["val/accuracy"] == pytest.approx(backend.spark_scores["val/spark_accuracy"])
     assert dict(calls)[kept]["val/accuracy"] == max(m["val/accuracy"] for _, m in calls)
     assert backend.predict_proba(data.test.x[:0]).shape == (0, 10)
 
@@ -130,23 +138,21 @@ def test_save_load_roundtrip(trained, data, tmp_path):
     folder = save_model(backend, tmp_path / "model", data.info, data.preprocessing)
     assert (folder / "spark_model" / "metadata").is_dir()
     meta = read_model_meta(folder)
-    assert meta["backend"] == "spark_mlp" and meta["architecture"]["layers"] == [784, 16, 10]
-    loaded = load_model(folder) if _entry_point_installed() else None
-    again = loaded.backend if loaded else SparkMLPBackend.load(folder, meta)
+    assert meta.backend == "spark_mlp" and meta.architecture["layers"] == [784, 16, 10]
+    session = {"spark": validate_section(compose_config(SMALL).spark, SparkConfig, "spark")}
+    loaded = load_model(folder, **session)
+    again = loaded.backend
     np.testing.assert_allclose(again.predict_proba(data.test.x), backend.predict_proba(data.test.x), atol=1e-12)
-    if loaded:
-        raw = loaded.predict_proba_raw(data.test.images)
-        np.testing.assert_allclose(raw, backend.predict_proba(data.test.x), atol=1e-6)
+    raw = again.predict_proba(loaded.model_inputs(data.test.images))
+    np.testing.assert_allclose(raw, backend.predict_proba(data.test.x), atol=1e-6)
     w = backend.first_layer_weights()
     assert w is not None and w.shape == (784, 16)
     again.close()  # joined the module's session: must not stop it
     assert backend.predict_proba(data.test.x[:3]).shape == (3, 10)
 
 
-def _entry_point_installed() -> bool:
-    from importlib.metadata import entry_points
-
-    return any(ep.name == "spark_mlp" for ep in entry_points(group="mnistfw.backends"))
+def _session() -> dict:
+    return {"spark": validate_section(compose_config(SMALL).spark, SparkConfig, "spark")}
 
 
 def test_pruning_exception_propagates(spark, data):
@@ -156,7 +162,7 @@ def test_pruning_exception_propagates(spark, data):
     def prune(epoch: int, metrics: dict) -> None:
         raise Pruned(f"pruned at {epoch}")
 
-    backend = SparkMLPBackend(make_cfg(max_iter=20, report_every=2))
+    backend = make_backend("trainer.max_epochs=20", "trainer.check_val_every_n_epoch=2")
     with pytest.raises(Pruned, match="pruned at 2"):
         backend.fit(data, prune)
     backend.close()
@@ -168,8 +174,8 @@ def small() -> Dataset:
 
 
 def test_columns_assembler_without_scaler_and_layers_list(spark, small, tmp_path):
-    cfg = make_cfg(features="columns", standardize=False, layers=[49, 8, 10], max_iter=3, report_every=None)
-    backend = SparkMLPBackend(cfg)
+    backend = make_backend("model.features=columns", "model.layers=[49,8,10]", "trainer.max_epochs=3",
+                           "trainer.check_val_every_n_epoch=3")
     calls: list[int] = []
     history = backend.fit(small, lambda e, m: calls.append(e))
     assert calls == [3] and len(history) == 3
@@ -177,7 +183,7 @@ def test_columns_assembler_without_scaler_and_layers_list(spark, small, tmp_path
     assert stages == ["VectorAssembler", "MultilayerPerceptronClassificationModel"]
     assert backend._model.stages[0].getInputCols()[:2] == ["pixel0", "pixel1"]
     folder = save_model(backend, tmp_path / "model", small.info, small.preprocessing)
-    loaded = SparkMLPBackend.load(folder, read_model_meta(folder))
+    loaded = SparkMLPBackend.load(folder, read_model_meta(folder), **_session())
     proba = backend.predict_proba(small.val.x)
     np.testing.assert_allclose(loaded.predict_proba(small.val.x), proba, atol=1e-12)
     # the weights as first_layer_weights lays them out reproduce Spark's forward pass
@@ -194,13 +200,8 @@ def test_columns_assembler_without_scaler_and_layers_list(spark, small, tmp_path
 
 
 def test_train_validation_split_reports_chosen_params(spark, data):
-    cfg = make_cfg(
-        tuning="train_validation_split",
-        max_iter=3,
-        train_eval_rows=50,
-        param_grid={"hidden": [[4], [16]]},
-    )
-    backend = SparkMLPBackend(cfg)
+    backend = make_backend("model.tuning=train_validation_split", "trainer.max_epochs=3", "model.train_eval_rows=50",
+                           "model.param_grid={hidden: [[4], [16]]}")
     calls: list[int] = []
     history = backend.fit(data, lambda e, m: calls.append(e))
     tuning = backend.run_info["tuning"]
@@ -239,86 +240,79 @@ def test_data_path_csv_read_by_spark(spark, small, tmp_path):
     pixels = table.column("pixels").combine_chunks().flatten().to_numpy().reshape(len(small.train), -1)
     np.testing.assert_allclose(pixels, small.train.x, rtol=1e-6)  # preprocessed in Spark as in NumPy
     np.testing.assert_array_equal(table.column("label").to_numpy(), small.train.y)
-    common = {"hidden": [8], "max_iter": 10, "report_every": None}
-    backend = SparkMLPBackend(make_cfg(**common, spark={"data_path": {"train": str(csv)}}))
+    common = ["model.hidden=[8]", "trainer.max_epochs=10", "trainer.check_val_every_n_epoch=10"]
+    backend = make_backend(*common, f"spark.data_path.train={csv}")
     backend.fit(small, lambda e, m: None)
     assert backend.run_info["transfer"] == "data_path"
-    assert backend.spark_metrics["test/spark_accuracy"] > 0.5
+    assert backend.spark_scores["test/spark_accuracy"] > 0.5
     backend.close()
-    missing = SparkMLPBackend(make_cfg(**common, spark={"data_path": {"train": str(tmp_path / "nope.csv")}}))
+    missing = make_backend(*common, f"spark.data_path.train={tmp_path / 'nope.csv'}")
     with pytest.raises(DataError, match="spark.data_path: cannot read .*nope.csv"):
         missing.fit(small, lambda e, m: None)
 
 
 # -- errors that need no JVM ---------------------------------------------------------------
-def test_not_a_spark_model_folder(tmp_path, data):
-    from mnistfw.backends.base import Backend
+def test_not_a_spark_model_folder(trained, data, tmp_path):
+    import shutil
 
-    class Dummy(Backend):
-        name = "numpy_net"
-        config_schema = dict
-
-        def fit(self, data, on_epoch_end):
-            return []
-
-        def predict_proba(self, x):
-            return np.zeros((len(x), 10))
-
-        def save(self, directory):
-            (directory / "weights.npz").write_bytes(b"x")
-            return {"layers": [784, 10]}
-
-        @classmethod
-        def load(cls, directory, meta):
-            return cls(None)
-
-    folder = save_model(Dummy(None), tmp_path / "numpy", data.info, data.preprocessing)
+    backend, _, _ = trained
+    folder = save_model(backend, tmp_path / "model", data.info, data.preprocessing)
+    shutil.rmtree(folder / "spark_model")
     with pytest.raises(ModelFormatError, match="not an mnistfw Spark model"):
-        SparkMLPBackend.load(folder, read_model_meta(folder))
+        load_model(folder, **_session())
 
 
-def test_corrupt_spark_model_folder(spark, tmp_path):
-    folder = tmp_path / "model"
-    (folder / "spark_model" / "metadata").mkdir(parents=True)
-    (folder / "spark_model" / "metadata" / "part-00000").write_text("not json\n")
-    meta = {"backend": "spark_mlp", "architecture": {"format": "spark_pipeline_model", "path": "spark_model"}}
+def test_corrupt_spark_model_folder(trained, data, tmp_path):
+    backend, _, _ = trained
+    folder = save_model(backend, tmp_path / "model", data.info, data.preprocessing)
+    for part in (folder / "spark_model" / "metadata").glob("part-*"):
+        part.write_text("not json\n")
     with pytest.raises(ModelFormatError, match="not a readable Spark PipelineModel"):
-        SparkMLPBackend.load(folder, meta)
+        load_model(folder, **_session())
 
 
 @pytest.mark.parametrize(
-    ("model", "spark", "match"),
+    ("overrides", "match"),
     [
-        ({"solver": "adam"}, {}, "model.solver: must be one of l-bfgs, gd"),
-        ({"param_grid": {"dropout": [0.1]}}, {}, "model.param_grid.dropout: unknown"),
-        ({"report_every": 0}, {}, "model.report_every"),
-        ({"tuning": "grid"}, {}, "model.tuning"),
-        ({"nope": 1}, {}, "model.nope: unknown key"),
-        ({}, {"master": "spark:/host"}, "spark.master: 'spark:/host' is not a Spark master URL"),
-        ({}, {"transfer": "csv"}, "spark.transfer"),
-        ({}, {"conf": {"executor": {"memory": "4g"}}}, "spark.conf.executor.memory: Spark settings start"),
+        (["optimizer=adam"], "model=spark_mlp does not implement optimizer=adam"),
+        (["optimizer=sgd", "optimizer.momentum=0.9"], "optimizer.momentum: spark_mlp's gradient descent has no"),
+        (["scheduler=cosine"], "does not implement scheduler=cosine"),
+        (["trainer.batch_size=64"], "trainer.batch_size: model=spark_mlp does not read"),
+        (["+model.param_grid.dropout=[0.1]"], "model.param_grid.dropout: unknown"),
+        (["trainer.check_val_every_n_epoch=0"], "trainer.check_val_every_n_epoch"),
+        (["model.tuning=grid"], "model.tuning"),
+        (["+model.nope=1"], "model.nope: unknown key"),
+        (["spark.master=spark:/host"], "spark.master: 'spark:/host' is not a Spark master URL"),
+        (["spark.transfer=csv"], "spark.transfer"),
+        (["+spark.conf.executor.memory=4g"], "spark.conf.executor.memory: Spark settings start"),
     ],
 )
-def test_config_errors(model, spark, match):
-    cfg = OmegaConf.create({"seed": 0, "model": {"backend": "spark_mlp", **model}, "spark": spark})
+def test_config_errors(overrides, match):
+    from mnistfw.app.run_spec import build_run_spec
+    from mnistfw.app.unread_keys import refuse_unread
+
     with pytest.raises(ConfigError, match=match):
-        SparkMLPBackend(cfg)
+        cfg = compose_config([*SMALL, *overrides])
+        refuse_unread(SparkMLPBackend, {o.split("=")[0].lstrip("+") for o in overrides})
+        build_run_spec(cfg, None)
 
 
 def test_layers_must_match_data(data):
-    backend = SparkMLPBackend(make_cfg(layers=[100, 16, 10]))
+    backend = make_backend("model.layers=[100,16,10]")
     with pytest.raises(ConfigError, match=r"model.layers: \[100, 16, 10\] must start with the 784"):
         backend.fit(data, lambda e, m: None)
 
 
 def test_conf_from_command_line_is_flattened():
     nested = OmegaConf.from_dotlist(["spark.executor.memory=4g", "spark.executor.cores=2", "spark.x=true"])
-    cfg = SparkConfig(conf=OmegaConf.to_container(nested))
-    settings = cfg.spark_settings()
+    base = validate_section(compose_config(SMALL).spark, SparkConfig, "spark")
+    base.conf = OmegaConf.to_container(nested)
+    settings = base.spark_settings()
     assert settings["spark.executor.memory"] == "4g"
     assert settings["spark.executor.cores"] == "2" and settings["spark.x"] == "true"
     assert flat_conf({"spark": {"a": None}}) == {"spark.a": None}
-    assert "spark.a" not in SparkConfig(conf={"spark": {"a": None}}).spark_settings()
+    base.conf = {"spark": {"a": None}}
+    assert "spark.a" not in base.spark_settings()
 
 
 # -- Java check ----------------------------------------------------------------------------
@@ -363,11 +357,9 @@ def test_java_check_runs_before_the_jvm_starts(tmp_path):
         """
         import sys
         sys.path.insert(0, {tests!r})
-        from omegaconf import OmegaConf
-        from test_spark_mlp import make_cfg, make_dataset
-        from mnistfw.backends.spark_mlp import SparkMLPBackend
+        from test_spark_mlp import make_backend, make_dataset
         from mnistfw.errors import MnistfwError
-        backend = SparkMLPBackend(make_cfg())
+        backend = make_backend()
         try:
             backend.fit(make_dataset(50, 10, 10), lambda e, m: None)
         except MnistfwError as exc:
@@ -392,7 +384,7 @@ def _free_port() -> int:
 
 def test_unreachable_master_fails_fast(data):
     url = f"spark://127.0.0.1:{_free_port()}"
-    backend = SparkMLPBackend(make_cfg(spark={"master": url, "connect_timeout": 2}))
+    backend = make_backend(f"spark.master={url}", "spark.connect_timeout=2")
     start = time.perf_counter()
     with pytest.raises(BackendUnavailableError, match=f"cannot reach Spark master {url}"):
         backend.fit(data, lambda e, m: None)
@@ -426,8 +418,8 @@ def test_yarn_needs_hadoop_conf(monkeypatch):
 def test_model_json_is_plain(trained, data, tmp_path):
     backend, _, _ = trained
     folder = save_model(backend, tmp_path / "m", data.info, data.preprocessing)
-    arch = json.loads((folder / "mnistfw_model.json").read_text())["architecture"]
-    assert arch["format"] == "spark_pipeline_model" and arch["features"] == "array"
+    saved = json.loads((folder / "mnistfw_model.json").read_text())
+    assert saved["architecture"]["format"] == "spark_pipeline_model" and saved["settings"]["features"] == "array"
 
 
 # -- composed configs ----------------------------------------------------------------------
@@ -435,24 +427,26 @@ def test_model_json_is_plain(trained, data, tmp_path):
     "overrides",
     [
         ["model=spark_mlp"],
-        ["model=spark_mlp", "model.hidden=[128,64]", "model.max_iter=200", "model.block_size=256"],
+        ["model=spark_mlp", "model.hidden=[128,64]", "trainer.max_epochs=200", "model.block_size=256"],
         ["model=spark_mlp", "model.tuning=cross_validator"],
+        ["model=spark_mlp", "optimizer=sgd", "optimizer.lr=0.5"],
         ["model=spark_mlp", "spark=cluster", "spark.master=spark://host:7077", "spark.conf.spark.executor.memory=4g"],
         ["model=spark_mlp", "spark=cluster", "spark.master=yarn", "+spark.conf.spark.yarn.maxAppAttempts=1"],
         ["experiment=spark_founding"],
     ],
 )
-def test_issue_command_lines_compose_and_validate(compose, overrides, monkeypatch):
-    from mnistfw.config.validation import validate_section
+def test_issue_command_lines_compose_and_validate(overrides, monkeypatch):
+    from mnistfw.app.run_spec import build_run_spec
 
     monkeypatch.setenv("MNISTFW_DATA_DIR", "/tmp/mnistfw-data")
-    cfg = compose(overrides)
-    backend = SparkMLPBackend(cfg)  # validates model and spark sections, starts nothing
-    assert backend.model_cfg is not None
-    settings = validate_section(cfg.spark, SparkConfig, "spark").spark_settings()
+    spec = build_run_spec(compose_config(overrides), None)  # validates every section, starts nothing
+    backend = spec.make_backend()
+    assert isinstance(backend, SparkMLPBackend)
+    settings = spec.sections["spark"].spark_settings()
     if "spark=cluster" in overrides:
         assert settings["spark.executor.memory"] == "4g"
         assert "spark.executor.instances" not in settings  # null: Spark's default
     if "experiment=spark_founding" in overrides:
-        assert backend.model_cfg.features == "columns" and backend.model_cfg.standardize
-        assert backend.model_cfg.tuning == "cross_validator" and backend.model_cfg.tuning_metric == "f1"
+        assert spec.settings.features == "columns" and spec.settings.standardize
+        assert spec.settings.tuning == "cross_validator" and spec.settings.tuning_metric == "f1"
+        assert spec.context.training.trainer.max_epochs == 100

@@ -313,29 +313,32 @@ def test_retry_limit(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- pruning hook
 
 
-def test_pruning_hook_reports_and_prunes() -> None:
+def test_pruning_callback_reports_and_prunes() -> None:
     import optuna
 
-    from mnistfw.sweeps.trial import active_trial, pruning_hook, set_active_trial
+    from mnistfw.sweeps.pruning import PruningCallback, with_pruning
 
-    assert pruning_hook("val/accuracy") is None  # outside a sweep
-    study = optuna.create_study(direction="maximize",
-                                pruner=optuna.pruners.ThresholdPruner(lower=0.5))
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.5))
     trial = study.ask()
-    set_active_trial(trial)
-    try:
-        hook = pruning_hook("val/accuracy")
-        hook(1, {"val/accuracy": 0.9, "val/loss": 0.1})
-        hook(2, {"val/loss": 0.1})  # no objective this epoch: not reported
-        with pytest.raises(optuna.TrialPruned):
-            hook(3, {"val/accuracy": 0.2})
-        assert study._storage.get_trial(trial._trial_id).intermediate_values == {1: 0.9, 3: 0.2}
-        multi = optuna.create_study(directions=["maximize", "minimize"])
-        set_active_trial(multi.ask())
-        assert pruning_hook("val/accuracy") is None  # Optuna cannot prune multi-objective trials
-    finally:
-        set_active_trial(None)
-    assert active_trial() is None
+    callback = PruningCallback(trial, "val/accuracy")
+    callback(1, {"val/accuracy": 0.9, "val/loss": 0.1})
+    callback(2, {"val/loss": 0.1})  # no objective this epoch: not reported
+    with pytest.raises(optuna.TrialPruned):
+        callback(3, {"val/accuracy": 0.2})
+    assert study._storage.get_trial(trial._trial_id).intermediate_values == {1: 0.9, 3: 0.2}
+
+    class Task:
+        def __init__(self, callbacks: tuple = ()) -> None:
+            self.callbacks = callbacks
+
+        def with_epoch_callback(self, cb: object) -> Task:
+            return Task((*self.callbacks, cb))
+
+    task = Task()
+    attached = with_pruning(task, trial, "val/accuracy", 1)
+    assert isinstance(attached.callbacks[0], PruningCallback) and task.callbacks == ()
+    assert with_pruning(task, trial, "val/accuracy", 2) is task  # Optuna cannot prune multi-objective trials
+    assert with_pruning(print, trial, "val/accuracy", 1) is print  # a task without the seam runs as it is
 
 
 # ----------------------------------------------------------------------------- plugin, configs
@@ -349,7 +352,8 @@ def test_plugin_is_found_by_hydra(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "backend"),
-    [("lightning_optuna", "lightning_mlp"), ("numpy_optuna", "numpy_net"), ("spark_optuna", "spark_mlp")],
+    [("lightning_optuna", "lightning_mlp"), ("numpy_optuna", "numpy_net"), ("spark_optuna", "spark_mlp"),
+     ("mlp_optuna", "lightning_mlp")],
 )
 def test_hparams_search_configs_search_existing_keys(compose, name: str, backend: str) -> None:
     from omegaconf import OmegaConf
@@ -561,7 +565,7 @@ def train_sweep(tmp_path: Path, sweep: Path, *args: str) -> subprocess.Completed
 
 def test_numpy_sweep_results_and_best_config_rerun(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    proc = train_sweep(tmp_path, sweep, "model.epochs=2", "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner=null")
+    proc = train_sweep(tmp_path, sweep, "trainer.max_epochs=2", "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner=null")
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = results(sweep)
     assert res["finished"] == 3 and res["trials"] == {"COMPLETE": 3} and res["epochs_reported"] == 6
@@ -580,7 +584,8 @@ def test_numpy_sweep_results_and_best_config_rerun(tmp_path: Path) -> None:
 
 def test_numpy_aggressive_pruner_prunes(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    proc = train_sweep(tmp_path, sweep, "model.epochs=4", "hydra.sweeper.n_trials=5", "hydra.sweeper.plots=false",
+    proc = train_sweep(tmp_path, sweep, "trainer.max_epochs=4", "hydra.sweeper.n_trials=5", "hydra.sweeper.plots=false",
+                       "hydra.sweeper.pruner._target_=optuna.pruners.MedianPruner",
                        "hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.pruner.n_warmup_steps=0")
     assert proc.returncode == 0, proc.stderr[-3000:]
     study_rows = (sweep / "trials.csv").read_text().splitlines()[1:]
@@ -592,9 +597,9 @@ def test_numpy_aggressive_pruner_prunes(tmp_path: Path) -> None:
 
 def test_numpy_sweep_killed_mid_trial_resumes(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/numpy.db"
-    args = ["model.epochs=15", "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner=null", "hydra.sweeper.plots=false",
-            f"hydra.sweeper.storage={db}", "hydra.sweeper.study_name=np1", "model.hidden=[64]",
-            "model.batch_size=128"]
+    args = ["trainer.max_epochs=15", "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner=null",
+            "hydra.sweeper.plots=false", f"hydra.sweeper.storage={db}", "hydra.sweeper.study_name=np1",
+            "model.hidden=[64]", "trainer.batch_size=128"]
     env = {**os.environ, "MNISTFW_DATA_DIR": str(tmp_path / "no-data")}
     from conftest import script
 
@@ -622,10 +627,10 @@ def test_numpy_sweep_killed_mid_trial_resumes(tmp_path: Path) -> None:
 def test_numpy_two_worker_processes_share_sqlite(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/par.db"
     sweep = tmp_path / "sweep"
-    proc = train_sweep(tmp_path, sweep, "model.epochs=1", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
+    proc = train_sweep(tmp_path, sweep, "trainer.max_epochs=1", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
                        "hydra.sweeper.pruner=null", "hydra.sweeper.plots=false", f"hydra.sweeper.storage={db}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    study = load_study(db, "numpy_net")
+    study = load_study(db, "numpy_optuna-numpy_net")
     assert states(study) == {"COMPLETE": 4}
     assert_no_duplicates(study)
     assert len({t.system_attrs[OWNER]["pid"] for t in study.trials}) == 2
@@ -643,7 +648,7 @@ def test_lightning_sweep_prunes_and_finishes(tmp_path: Path) -> None:
     proc = run_cli("mnistfw-train", "-m", "hparams_search=lightning_optuna", "data=mnist_sample",
                    "visualization=none", "save_model=false", "trainer.max_epochs=3", "trainer.limit_train_batches=5",
                    "hydra.sweeper.n_trials=4", "hydra.sweeper.pruner._target_=optuna.pruners.MedianPruner",
-                   "+hydra.sweeper.pruner.n_startup_trials=1", "+hydra.sweeper.pruner.n_warmup_steps=0",
+                   "hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.pruner.n_warmup_steps=0",
                    f"hydra.sweep.dir={sweep}", f"paths.log_dir={tmp_path / 'logs'}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = results(sweep)
@@ -657,8 +662,8 @@ def test_spark_sweep_finishes(tmp_path: Path) -> None:
 
     sweep = tmp_path / "sweep"
     proc = run_cli("mnistfw-train", "-m", "hparams_search=spark_optuna", "data=mnist_sample", "visualization=none",
-                   "save_model=false", "hydra.sweeper.n_trials=2", "model.report_every=5",
-                   "model.max_iter=choice(10,15)", "hydra.sweeper.sampler._target_=optuna.samplers.RandomSampler",
+                   "save_model=false", "hydra.sweeper.n_trials=2", "trainer.check_val_every_n_epoch=5",
+                   "trainer.max_epochs=choice(10,15)", "hydra.sweeper.sampler._target_=optuna.samplers.RandomSampler",
                    f"hydra.sweep.dir={sweep}", f"paths.log_dir={tmp_path / 'logs'}", cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = results(sweep)

@@ -6,16 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import png_ok
-from omegaconf import OmegaConf
+from conftest import backend_from, png_ok
 from PIL import Image
 
+from mnistfw.app.recording import predict_splits
 from mnistfw.backends.baselines import LogRegBackend, MajorityBackend
 from mnistfw.contract import RunArtifacts, SplitPredictions
 from mnistfw.data.data_settings import DataConfig, SplitConfig
 from mnistfw.data.dataset import Dataset
 from mnistfw.data.loading import load_dataset
-from mnistfw.pipeline import predict_splits
 from mnistfw.visualizers.distribution import DataDistribution
 from mnistfw.visualizers.gallery import MisclassifiedGallery
 from mnistfw.visualizers.weights import FirstLayerWeights
@@ -24,7 +23,7 @@ from mnistfw.visualizers.weights import FirstLayerWeights
 @pytest.fixture(scope="module")
 def trained() -> tuple[Dataset, LogRegBackend]:
     data = load_dataset(DataConfig(source="sample", split=SplitConfig(val=0.1, test=0.2)), seed=0)
-    backend = LogRegBackend(OmegaConf.create({"seed": 0, "model": {"backend": "baseline_logreg", "epochs": 2}}))
+    backend = backend_from(["model=baseline_logreg", "trainer.max_epochs=2", "trainer.enable_progress_bar=false"])
     backend.fit(data, lambda e, m: None)
     return data, backend
 
@@ -80,7 +79,8 @@ def test_first_layer_weights_skips_backends_without_them(
     tmp_path: Path, trained: tuple[Dataset, LogRegBackend]
 ) -> None:
     data, _ = trained
-    majority = MajorityBackend(OmegaConf.create({"model": {"backend": "baseline_majority"}}))
+    majority = backend_from(["model=baseline_majority"])
+    assert isinstance(majority, MajorityBackend)
     majority.fit(data, lambda e, m: None)
     assert FirstLayerWeights().draw(_run(tmp_path, data, majority)) == []
     assert FirstLayerWeights().draw(RunArtifacts(run_dir=tmp_path, plots_dir=tmp_path / "plots")) == []

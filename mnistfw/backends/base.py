@@ -1,20 +1,29 @@
 """The backend protocol and the on-disk model format shared by all backends.
 
-A backend wraps one way of training a classifier (Lightning, NumPy, Spark ML, baselines)::
+A backend wraps one way of training a classifier (Lightning, NumPy, Spark ML, baselines). The
+application layer (:mod:`mnistfw.app`) is the only code that reads the raw Hydra config: it
+validates the ``model`` section into the backend's :attr:`Backend.settings_schema` and hands the
+backend that object plus a :class:`RunContext`::
 
-    backend = BackendClass(cfg, run_dir)            # cfg: the whole validated run config
-    history = backend.fit(dataset, on_epoch_end)    # calls on_epoch_end(epoch, metrics) each epoch
-    proba = backend.predict_proba(x)                # (n, n_classes) probabilities
-    backend.save(folder) -> architecture dict       # files of the backend's own format
-    BackendClass.load(folder, meta) -> backend
+    backend = BackendClass(settings, context, **sections)   # sections: e.g. spark=SparkConfig
+    history = backend.fit(dataset, on_epoch_end)            # calls on_epoch_end(epoch, metrics)
+    proba = backend.predict_proba(x)                        # (n, n_classes) probabilities
+    architecture = backend.save(folder)                     # files of the backend's own format
+    backend = BackendClass.load(folder, meta)               # the one way back
 
-``on_epoch_end`` is the single seam for history, progress and Optuna pruning: it may raise
-(e.g. ``optuna.TrialPruned``) and backends must let that propagate. ``metrics`` uses the keys
-``train/loss``, ``train/accuracy``, ``val/loss``, ``val/accuracy`` (those the backend has).
+What a backend honours of the shared training vocabulary (``trainer``, ``optimizer``,
+``scheduler``) is declared in :attr:`Backend.reads`; the application layer refuses a key the
+user set that the backend does not read.
+
+``on_epoch_end`` is the single seam for history, logging, early stopping, trackers and Optuna
+pruning. It may raise :class:`StopTraining` (stop now and keep the model: backends end their
+loop normally) or anything else (``optuna.TrialPruned``: backends let it propagate). Its
+``metrics`` have ``train/loss`` and ``train/accuracy`` every epoch, and ``val/loss``,
+``val/accuracy``, ``val/f1`` (:func:`mnistfw.metrics.epoch_metrics`) on epochs that validated.
 
 A saved model is a folder holding the backend's files plus ``mnistfw_model.json``::
 
-    {"format_version": 1, "backend": "numpy_net", "mnistfw_version": "...",
+    {"format_version": 2, "backend": "numpy_net", "mnistfw_version": "...", "settings": {...},
      "architecture": {...}, "preprocessing": {...}, "data": {...}}
 """
 
@@ -23,13 +32,14 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from mnistfw import __version__
+from mnistfw.config.vocabulary import Reads, Training
 from mnistfw.data.dataset import DataInfo, Dataset, Preprocessing
 from mnistfw.errors import ModelFormatError
 from mnistfw.io import atomic_directory, write_json
@@ -40,7 +50,40 @@ EpochCallback = Callable[[int, Mapping[str, float]], None]
 History = list[dict[str, float]]
 
 MODEL_META_FILE = "mnistfw_model.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Rows per forward pass when validating or predicting (all backends).
+EVAL_BATCH_SIZE = 1024
+
+
+class StopTraining(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by an epoch callback to end training after this epoch (early stopping)."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a backend needs to know about the run besides its own settings."""
+
+    seed: int
+    #: The run folder (checkpoints go in ``run_dir/checkpoints``); None when nothing may be written.
+    run_dir: Path | None
+    #: The metric names the run returns (``("val/accuracy",)``).
+    objective: tuple[str, ...]
+    #: The validated ``trainer``/``optimizer``/``scheduler``; None for a model only loaded to predict.
+    training: Training | None
+    #: A checkpoint to resume training from (``ckpt_path``).
+    resume_from: Path | None = None
+
+    @classmethod
+    def for_inference(cls) -> RunContext:
+        """The context of a model loaded from a folder to evaluate or predict."""
+        return cls(seed=0, run_dir=None, objective=(), training=None)
+
+    @property
+    def train(self) -> Training:
+        """The training settings; only valid while fitting."""
+        if self.training is None:
+            raise RuntimeError("this model was loaded to predict; train a new one with mnistfw-train")
+        return self.training
 
 
 class Backend(ABC):
@@ -49,12 +92,31 @@ class Backend(ABC):
     #: The name under which the backend is registered (``model.backend`` in the config).
     name: ClassVar[str]
     #: Dataclass that validates the ``model`` config section.
-    config_schema: ClassVar[type]
+    settings_schema: ClassVar[type]
+    #: What of the shared training vocabulary (and which other top-level keys) it reads.
+    reads: ClassVar[Reads] = Reads()
+    #: Schemas of the other top-level config sections it reads, by name (``{"spark": SparkConfig}``).
+    section_schemas: ClassVar[dict[str, type]] = {}
+    #: Whether the first weight matrix maps pixels straight to classes (softmax regression).
+    first_layer_is_output: ClassVar[bool] = False
 
-    def __init__(self, cfg: Any, run_dir: Path | None = None) -> None:
-        self.cfg = cfg
-        self.run_dir = Path(run_dir) if run_dir is not None else None
+    def __init__(self, settings: Any, context: RunContext, **sections: Any) -> None:
+        self.settings = settings
+        self.context = context
+        self.sections = sections
 
+    # -- declared checks ------------------------------------------------------------------
+    @classmethod
+    def check_training(cls, training: Training) -> None:
+        """Refuse values of the shared settings this backend cannot honour (one ConfigError line)."""
+        return None
+
+    @classmethod
+    def extra_metric_names(cls, settings: Any) -> tuple[str, ...]:
+        """Names (``test/spark_f1`` ...) that :meth:`extra_metrics` adds, for checking ``objective`` early."""
+        return ()
+
+    # -- training and inference -----------------------------------------------------------
     @abstractmethod
     def fit(self, data: Dataset, on_epoch_end: EpochCallback) -> History:
         """Train on ``data.train`` (validating on ``data.val``) and return the per-epoch history."""
@@ -67,22 +129,75 @@ class Backend(ABC):
         """Most probable class per row."""
         return np.asarray(self.predict_proba(x)).argmax(axis=1)
 
-    @abstractmethod
-    def save(self, directory: Path) -> dict[str, Any]:
-        """Write the model's files into ``directory``; return its architecture as a JSON-able dict."""
+    # -- optional extras (the base class says "none") ---------------------------------------
+    def extra_metrics(self) -> dict[str, float]:
+        """Metrics beyond the evaluators' for ``metrics.json`` (Spark's own evaluator, ...)."""
+        return {}
 
-    @classmethod
-    @abstractmethod
-    def load(cls, directory: Path, meta: dict[str, Any]) -> Backend:
-        """Rebuild a model saved by :meth:`save`; ``meta`` is the parsed ``mnistfw_model.json``."""
+    def fit_details(self) -> dict[str, Any]:
+        """What the fit did, for ``metrics.json`` under ``model.details`` (timings, tuning, ...)."""
+        return {}
 
     def first_layer_weights(self) -> np.ndarray | None:
         """First dense layer's weights as ``(n_features, n_units)``, for weight plots; None if n/a."""
         return None
 
+    # -- persistence ----------------------------------------------------------------------
+    @abstractmethod
+    def save(self, directory: Path) -> dict[str, Any]:
+        """Write the model's files into ``directory``; return its architecture as a JSON-able dict."""
+
+    @abstractmethod
+    def restore(self, directory: Path, architecture: dict[str, Any]) -> None:
+        """Read the files :meth:`save` wrote into this (untrained) backend."""
+
+    @classmethod
+    def load(cls, directory: Path, meta: ModelMeta, **sections: Any) -> Backend:
+        """Rebuild a model saved by :meth:`save`: the saved settings, an inference context, its files."""
+        from mnistfw.config.validation import validate_section
+        from mnistfw.errors import ConfigError
+
+        try:
+            settings = validate_section(meta.settings, cls.settings_schema, "settings")
+        except ConfigError as exc:
+            raise ModelFormatError(f"{directory / MODEL_META_FILE}: the saved settings are invalid ({exc}); "
+                                   "re-train or restore the run") from None
+        backend = cls(settings, RunContext.for_inference(), **sections)
+        backend.restore(Path(directory), meta.architecture)
+        return backend
+
     def close(self) -> None:
         """Release external resources (e.g. a Spark session). Safe to call twice."""
         return None
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class ModelMeta:
+    """The parsed ``mnistfw_model.json`` of a model folder."""
+
+    backend: str
+    settings: dict[str, Any]
+    architecture: dict[str, Any]
+    preprocessing: Preprocessing
+    info: DataInfo
+    mnistfw_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "backend": self.backend,
+            "mnistfw_version": self.mnistfw_version,
+            "settings": self.settings,
+            "architecture": self.architecture,
+            "preprocessing": self.preprocessing.to_dict(),
+            "data": self.info.to_dict(),
+        }
 
 
 @dataclass
@@ -90,12 +205,18 @@ class LoadedModel:
     """A model read back from a folder, with what is needed to feed it raw images."""
 
     backend: Backend
-    meta: dict[str, Any]
-    preprocessing: Preprocessing
-    info: DataInfo
+    meta: ModelMeta
 
-    def predict_proba_raw(self, images: np.ndarray) -> np.ndarray:
-        """Probabilities for raw 0-255 images ``(n, h, w)`` or rows ``(n, h*w)``."""
+    @property
+    def info(self) -> DataInfo:
+        return self.meta.info
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.meta.preprocessing
+
+    def model_inputs(self, images: np.ndarray) -> np.ndarray:
+        """Raw 0-255 images ``(n, h, w)`` or rows ``(n, h*w)`` as this model's inputs (its preprocessing)."""
         images = np.asarray(images)
         expected = self.info.n_features
         if images.reshape(len(images), -1).shape[1] != expected:
@@ -103,7 +224,7 @@ class LoadedModel:
                 f"inputs have {images.reshape(len(images), -1).shape[1]} pixels but the model expects "
                 f"{expected} ({self.info.image_shape[0]}x{self.info.image_shape[1]}); resize the inputs"
             )
-        return self.backend.predict_proba(self.preprocessing.apply(images))
+        return self.preprocessing.apply(images)
 
 
 def save_model(backend: Backend, directory: Path | str, data_info: DataInfo, preprocessing: Preprocessing) -> Path:
@@ -111,22 +232,14 @@ def save_model(backend: Backend, directory: Path | str, data_info: DataInfo, pre
     directory = Path(directory)
     with atomic_directory(directory) as tmp:
         architecture = backend.save(tmp)
-        write_json(
-            tmp / MODEL_META_FILE,
-            {
-                "format_version": FORMAT_VERSION,
-                "backend": backend.name,
-                "mnistfw_version": __version__,
-                "architecture": architecture,
-                "preprocessing": preprocessing.to_dict(),
-                "data": data_info.to_dict(),
-            },
-        )
+        settings = asdict(backend.settings)
+        meta = ModelMeta(backend.name, settings, architecture, preprocessing, data_info, __version__)
+        write_json(tmp / MODEL_META_FILE, meta.to_dict())
     return directory
 
 
-def read_model_meta(directory: Path | str) -> dict[str, Any]:
-    """Parse and check ``mnistfw_model.json`` of a model folder."""
+def read_model_meta(directory: Path | str) -> ModelMeta:
+    """Parse and check ``mnistfw_model.json`` of a model folder; every problem is one line."""
     directory = Path(directory)
     meta_path = directory / MODEL_META_FILE
     if not directory.is_dir():
@@ -136,63 +249,83 @@ def read_model_meta(directory: Path | str) -> dict[str, Any]:
             f"{directory} is not an mnistfw model folder (no {MODEL_META_FILE}); "
             "pass the 'model' folder of a run trained by mnistfw-train"
         )
+    damaged = f"{meta_path} is damaged"
+    fix = "re-train, or restore the run folder from a copy"
     try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelFormatError(f"{meta_path} is corrupt ({exc}); re-train or restore the run") from exc
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raw = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(f"{damaged} ({type(exc).__name__}: {exc}); {fix}") from None
+    if not isinstance(raw, dict):
+        raise ModelFormatError(f"{damaged} (it holds a {type(raw).__name__}, not an object); {fix}")
+    version = raw.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ModelFormatError(f"{damaged} (format_version is {version!r}, not a whole number); {fix}")
+    if version > FORMAT_VERSION:
         raise ModelFormatError(
-            f"{directory} was saved with model format version {version!r}, newer than this mnistfw "
+            f"{directory} was saved with model format version {version}, newer than this mnistfw "
             f"({__version__}) reads (<= {FORMAT_VERSION}); upgrade mnistfw"
         )
-    return meta
+    if version < FORMAT_VERSION:
+        raise ModelFormatError(
+            f"{directory} was saved by an older mnistfw (model format {version}), which this version "
+            f"({__version__}) no longer reads; re-train it with mnistfw-train"
+        )
+    expected = {"backend": str, "settings": dict, "architecture": dict, "preprocessing": dict, "data": dict}
+    for key, kind in expected.items():
+        if not isinstance(raw.get(key), kind):
+            what = "missing" if key not in raw else f"a {type(raw[key]).__name__}, not a {kind.__name__}"
+            raise ModelFormatError(f"{damaged} ('{key}' is {what}); {fix}")
+    try:
+        data = raw["data"]
+        info = DataInfo(
+            name=str(data.get("name", "?")),
+            source=str(data.get("source", "?")),
+            image_shape=(int(data["image_shape"][0]), int(data["image_shape"][1])),
+            n_classes=int(data["n_classes"]),
+            class_names=[str(c) for c in data["class_names"]],
+            sizes=dict(data.get("sizes", {})),
+        )
+        preprocessing = Preprocessing.from_dict(raw["preprocessing"])
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise ModelFormatError(f"{damaged} (its data description is incomplete: {type(exc).__name__} {exc}); "
+                               f"{fix}") from None
+    return ModelMeta(raw["backend"], raw["settings"], raw["architecture"], preprocessing, info,
+                     str(raw.get("mnistfw_version", "?")))
 
 
-def load_model(directory: Path | str, expected_backend: str | None = None) -> LoadedModel:
-    """Load any backend's model folder (dispatching on the backend named in its metadata)."""
+def load_model(directory: Path | str, **sections: Any) -> LoadedModel:
+    """Load any backend's model folder (dispatching on the backend named in its metadata).
+
+    ``sections`` are config sections the backend may need to run (``spark=SparkConfig``); the
+    ones its class does not declare are dropped.
+    """
     from mnistfw import registry
 
     directory = Path(directory)
     meta = read_model_meta(directory)
-    name = meta.get("backend")
-    if expected_backend is not None and name != expected_backend:
-        raise ModelFormatError(
-            f"{directory} holds a '{name}' model, not a '{expected_backend}' one; "
-            f"use model={name} or point at a {expected_backend} run"
-        )
-    backend_cls = registry.load("backend", str(name))
-    backend = backend_cls.load(directory, meta)
-    data = meta["data"]
-    info = DataInfo(
-        name=data.get("name", "?"),
-        source=data.get("source", "?"),
-        image_shape=tuple(data["image_shape"]),
-        n_classes=int(data["n_classes"]),
-        class_names=list(data["class_names"]),
-        sizes=dict(data.get("sizes", {})),
-    )
-    return LoadedModel(backend, meta, Preprocessing.from_dict(meta["preprocessing"]), info)
+    backend_cls = registry.load("backend", meta.backend)
+    wanted = {k: v for k, v in sections.items() if k in backend_cls.section_schemas}
+    backend = backend_cls.load(directory, meta, **wanted)
+    return LoadedModel(backend, meta)
 
 
-def epoch_metrics(prefix: str, y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    """Per-epoch ``<prefix>/loss`` (cross-entropy), ``/accuracy`` and ``/f1`` (macro), in NumPy.
+def validation_metrics(data: Dataset, predict_proba: Callable[[np.ndarray], np.ndarray],
+                       limit_rows: int | None = None) -> dict[str, float]:
+    """``val/loss``, ``val/accuracy``, ``val/f1`` of ``predict_proba`` on (the first ``limit_rows`` of) ``data.val``."""
+    from mnistfw.metrics import epoch_metrics
 
-    Backends call this on their validation predictions each epoch so that any of these can be
-    the run's ``objective`` and be reported to an Optuna pruner.
-    """
-    y_true = np.asarray(y_true, dtype=np.int64)
-    proba = np.asarray(proba, dtype=np.float64)
-    n_classes = proba.shape[1]
-    y_pred = proba.argmax(axis=1)
-    loss = float(-np.mean(np.log(np.clip(proba[np.arange(len(y_true)), y_true], 1e-12, None))))
-    cm = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-    tp = np.diag(cm).astype(np.float64)
-    denom = cm.sum(axis=0) + cm.sum(axis=1)
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    present = cm.sum(axis=1) + cm.sum(axis=0) > 0
-    return {
-        f"{prefix}/loss": loss,
-        f"{prefix}/accuracy": float(tp.sum() / max(len(y_true), 1)),
-        f"{prefix}/f1": float(f1[present].mean()) if present.any() else 0.0,
-    }
+    x, y = data.val.x, data.val.y
+    if limit_rows is not None:
+        x, y = x[:limit_rows], y[:limit_rows]
+    if len(y) == 0:
+        return {}
+    return epoch_metrics("val", y, predict_proba(x))
+
+
+def limited_rows(limit: Any, n_rows: int, batch_size: int) -> int:
+    """Rows left by ``trainer.limit_*_batches`` (int: batches, float: share of the batches, None: all)."""
+    if limit is None:
+        return n_rows
+    n_batches = -(-n_rows // max(batch_size, 1))
+    keep = int(limit) if isinstance(limit, int) else max(1, int(n_batches * float(limit)))
+    return min(n_rows, keep * batch_size)

@@ -1,17 +1,27 @@
-"""Shared plumbing of the Hydra-based console scripts."""
+"""Shared plumbing of the Hydra-based console scripts: the task Hydra calls, and one-line errors.
+
+Every expected failure ends the same way here: a :class:`MnistfwError` (bad config, damaged
+file, missing plugin), an ``OSError`` (full or read-only disk, a path under a file) or a
+composition error prints ``error: <one line>`` and exits with status 2; Ctrl-C prints one line
+and exits with 130. A failed single run removes its folder when only Hydra's bookkeeping is in
+it. In a multirun a job's error propagates so the sweeper records the job as failed.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from mnistfw.errors import MnistfwError
 
 log = logging.getLogger("mnistfw")
+
+#: ``run(cfg, run_dir, epoch_callbacks)``: the work of one console script.
+RunFunction = Callable[[Any, Path, Sequence[Any]], Any]
 
 
 def format_hydra_error(exc: BaseException) -> str:
@@ -30,27 +40,54 @@ def format_hydra_error(exc: BaseException) -> str:
     if full_key and parent is not None and hasattr(parent, "keys"):
         allowed = ", ".join(str(k) for k in parent if k != "hydra")
         return f"{full_key}: unknown key; allowed here: {allowed} (a new key needs a leading +: +{full_key}=...)"
+    if "Could not override 'spark'" in first:
+        return "spark: the spark group belongs to model=spark_mlp; choose it with model=spark_mlp spark=<option>"
     if cause is not None and str(cause).strip():
         return f"{first} ({str(cause).strip().splitlines()[0]})"
     return first
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for a disk or permission fault, naming the path and the fix."""
+    import errno
+
+    where = exc.filename or "a file"
+    reason = exc.strerror or type(exc).__name__
+    fixes = {
+        errno.ENOSPC: "free some space or point MNISTFW_OUTPUT_DIR (or paths.log_dir) at another disk",
+        errno.EDQUOT: "free some space or point MNISTFW_OUTPUT_DIR (or paths.log_dir) at another disk",
+        errno.EROFS: "point MNISTFW_OUTPUT_DIR (or paths.log_dir) at a writable folder",
+        errno.EACCES: "fix the folder's permissions or point MNISTFW_OUTPUT_DIR at a writable folder",
+        errno.EPERM: "fix the folder's permissions or point MNISTFW_OUTPUT_DIR at a writable folder",
+        errno.ENOTDIR: "a part of that path is a file, not a folder: move the file or choose another path",
+        errno.EEXIST: "a file is in the way: move it or choose another path",
+    }
+    fix = fixes.get(exc.errno or -1, "check the path and the disk")
+    return f"{where}: {reason}; {fix}"
 
 
 def _to_log_files(message: str) -> None:
     """Append ``message`` to the run's log file(s) without echoing it on the console again."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
-            handler.emit(logging.makeLogRecord({"name": "mnistfw", "levelno": logging.ERROR,
-                                                "levelname": "ERROR", "msg": message}))
+            try:
+                handler.emit(logging.makeLogRecord({"name": "mnistfw", "levelno": logging.ERROR,
+                                                    "levelname": "ERROR", "msg": message}))
+            except Exception:  # noqa: BLE001 - the disk may be the problem
+                continue
 
 
 def _discard_if_bare(run_dir: Path) -> None:
     """Remove a failed run's folder when it holds only Hydra's bookkeeping (``.hydra/``, logs)."""
-    if not run_dir.is_dir():
-        return
-    here, folder = Path.cwd().resolve(), run_dir.resolve()
-    if folder == here or folder in here.parents:  # hydra.run.dir=. : never remove the working folder
-        return
-    if any(p.name != ".hydra" and p.suffix != ".log" for p in run_dir.iterdir()):
+    try:
+        if not run_dir.is_dir():
+            return
+        here, folder = Path.cwd().resolve(), run_dir.resolve()
+        if folder == here or folder in here.parents:  # hydra.run.dir=. : never remove the working folder
+            return
+        if any(p.name != ".hydra" and p.suffix != ".log" for p in run_dir.iterdir()):
+            return
+    except OSError:
         return
     import shutil
 
@@ -58,14 +95,54 @@ def _discard_if_bare(run_dir: Path) -> None:
     shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def hydra_entry(config_name: str, task: Callable[[Any, Path], Any]) -> Callable[[], Any]:
-    """A console-script ``main`` running ``task(cfg, run_dir)`` under ``@hydra.main``.
+class HydraTask:
+    """The function Hydra calls with each job's config: ``task(cfg)`` runs ``run(cfg, run_dir, callbacks)``.
 
-    Config composition errors and :class:`MnistfwError` in a single run are printed as one
-    line (``error: ...``) and exit with status 2, and the run folder is removed when nothing
-    but Hydra's config copy and log were written to it; in a multirun a job's MnistfwError
-    propagates so the sweeper records the job as failed. ``HYDRA_FULL_ERROR=1`` shows Hydra's
-    own messages and tracebacks instead.
+    :meth:`with_epoch_callback` returns a copy that also hands ``callback`` to the training
+    run's ``on_epoch_end`` — the seam an Optuna sweep uses to report to its trial and prune.
+    """
+
+    def __init__(self, run: RunFunction, epoch_callbacks: Sequence[Any] = ()) -> None:
+        self.run = run
+        self.epoch_callbacks = tuple(epoch_callbacks)
+        self.__module__ = run.__module__
+        self.__name__ = getattr(run, "__name__", "task")
+        self.__qualname__ = self.__name__
+
+    def with_epoch_callback(self, callback: Any) -> HydraTask:
+        return HydraTask(self.run, (*self.epoch_callbacks, callback))
+
+    def __call__(self, cfg: Any) -> Any:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+        run_dir = Path(hc.runtime.output_dir)
+        if hc.mode == RunMode.MULTIRUN:
+            return self.run(cfg, run_dir, self.epoch_callbacks)
+        try:
+            return self.run(cfg, run_dir, self.epoch_callbacks)
+        except KeyboardInterrupt:
+            _fail(run_dir, INTERRUPTED, 130)
+        except (MnistfwError, OSError) as exc:
+            _fail(run_dir, str(exc) if isinstance(exc, MnistfwError) else describe_os_error(exc), 2)
+
+
+INTERRUPTED = "interrupted (Ctrl-C); what was finished is kept (see the log for any checkpoint to resume from)"
+
+
+def _fail(run_dir: Path, message: str, status: int) -> None:
+    """Print ``error: message`` (also into the log), drop a bare run folder, exit with ``status``."""
+    _to_log_files(f"error: {message}")
+    print(f"error: {message}", file=sys.stderr)
+    _discard_if_bare(run_dir)
+    sys.exit(status)
+
+
+def hydra_entry(config_name: str, run: RunFunction) -> Callable[[], Any]:
+    """A console-script ``main`` running ``run(cfg, run_dir, epoch_callbacks)`` under ``@hydra.main``.
+
+    ``HYDRA_FULL_ERROR=1`` shows Hydra's own messages and tracebacks instead of one line.
     """
 
     def main() -> Any:
@@ -77,34 +154,25 @@ def hydra_entry(config_name: str, task: Callable[[Any, Path], Any]) -> Callable[
         user_wants_full_errors = "HYDRA_FULL_ERROR" in os.environ
         # Let Hydra raise instead of printing, so the message can be made one line here.
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")
-
-        @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)
-        def _run(cfg: Any) -> Any:
-            from hydra.core.hydra_config import HydraConfig
-            from hydra.types import RunMode
-
-            hc = HydraConfig.get()
-            try:
-                return task(cfg, Path(hc.runtime.output_dir))
-            except MnistfwError as exc:
-                if hc.mode == RunMode.MULTIRUN:
-                    raise
-                _to_log_files(f"error: {exc}")
-                print(f"error: {exc}", file=sys.stderr)
-                _discard_if_bare(Path(hc.runtime.output_dir))
-                sys.exit(2)
-
+        task = HydraTask(run)
+        decorated = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(task)
         try:
-            return _run()
+            return decorated()
+        except KeyboardInterrupt:
+            if user_wants_full_errors:
+                raise
+            print(f"error: {INTERRUPTED}", file=sys.stderr)
+            sys.exit(130)
         except HydraException as exc:
             if user_wants_full_errors:
                 raise
             print(f"error: {format_hydra_error(exc)}", file=sys.stderr)
             sys.exit(2)
-        except MnistfwError as exc:
+        except (MnistfwError, OSError) as exc:
             if user_wants_full_errors:
                 raise
-            print(f"error: {exc}", file=sys.stderr)
+            message = str(exc) if isinstance(exc, MnistfwError) else describe_os_error(exc)
+            print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
 
     return main

@@ -16,7 +16,6 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
 from mnistfw import registry
@@ -40,32 +39,24 @@ class Row:
         return dict(self.__dict__)
 
 
-def _entries(kind: str) -> tuple[list[registry.PluginEntry], str]:
-    """The entries of one kind, and a conflict message when two packages claim one name."""
-    try:
-        return list(registry.available(kind).values()), ""
-    except PluginError as exc:  # the same name registered by two packages: list them all anyway
-        found = []
-        for ep in entry_points(group=registry.GROUPS[kind]):
-            dist = getattr(ep, "dist", None)
-            found.append(
-                registry.PluginEntry(
-                    kind, ep.name, ep.value, dist.metadata["Name"] if dist else "?", dist.version if dist else "?", ep
-                )
-            )
-        return sorted(found, key=lambda e: (e.name, e.distribution)), str(exc)
+def _entries(kind: str) -> tuple[list[registry.PluginEntry], dict[str, list[registry.PluginEntry]]]:
+    """All entries of one kind (doubly registered names listed once per package) and the conflicts."""
+    unique, conflicts = registry.discover(kind)
+    entries = list(unique.values()) + [e for claims in conflicts.values() for e in claims]
+    return sorted(entries, key=lambda e: (e.name, e.distribution)), conflicts
 
 
 def collect(load: bool = True) -> list[Row]:
     """List every entry point of the three groups; with ``load``, import each and record the outcome."""
     rows: list[Row] = []
     for kind in registry.GROUPS:
-        entries, conflict = _entries(kind)
-        names = [e.name for e in entries]
+        entries, conflicts = _entries(kind)
         for entry in entries:
             row = Row(kind, entry.name, entry.value, entry.distribution, entry.version, "not loaded")
-            if conflict and names.count(entry.name) > 1:
-                row.status, row.reason = "CONFLICT", conflict
+            if entry.name in conflicts:
+                packages = " and ".join(f"'{e.distribution}'" for e in conflicts[entry.name])
+                row.status = "CONFLICT"
+                row.reason = f"'{entry.name}' is registered by both {packages}; runs that select it stop"
             elif load:
                 start = time.perf_counter()
                 try:

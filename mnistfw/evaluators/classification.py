@@ -1,46 +1,52 @@
-"""Classification metrics: accuracy, F1, precision, recall, log loss, confusion matrix."""
+"""Classification metrics as evaluator plugins: accuracy, F1, precision, recall, log loss,
+confusion matrix. Each one calls :mod:`mnistfw.metrics`, the same code the backends use for
+their per-epoch numbers."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
+from mnistfw import metrics
 from mnistfw.contract import Evaluator, MetricValue
 
-_AVERAGES = ("macro", "micro", "weighted")
+
+def _n_classes(y_true: np.ndarray, proba: np.ndarray) -> int:
+    return proba.shape[1] if np.ndim(proba) == 2 else int(np.max(y_true)) + 1
 
 
 class Accuracy(Evaluator):
     """Fraction of correct predictions."""
 
+    provides: ClassVar[tuple[str, ...]] = ("accuracy",)
+
     def evaluate(self, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray) -> dict[str, MetricValue]:
-        return {"accuracy": float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))}
+        return {"accuracy": metrics.accuracy(y_true, y_pred)}
 
 
 class _Averaged(Evaluator):
-    metric = ""
+    metric: ClassVar[str] = ""
 
     def __init__(self, average: str = "macro") -> None:
-        if average not in _AVERAGES:
-            raise ValueError(f"average must be one of {', '.join(_AVERAGES)}, got '{average}'")
+        if average not in metrics.AVERAGES:
+            raise ValueError(f"average must be one of {', '.join(metrics.AVERAGES)}, got '{average}'")
         self.average = average
 
-    def _labels(self, y_true: np.ndarray, proba: np.ndarray) -> list[int]:
-        n_classes = proba.shape[1] if proba.ndim == 2 else int(np.max(y_true)) + 1
-        return list(range(n_classes))
+    @property
+    def key(self) -> str:
+        return self.metric if self.average == "macro" else f"{self.metric}_{self.average}"
+
+    def metric_names(self) -> tuple[str, ...]:
+        return (self.key,)
 
     def evaluate(self, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray) -> dict[str, MetricValue]:
-        from sklearn import metrics
-
-        fn = {"f1": metrics.f1_score, "precision": metrics.precision_score, "recall": metrics.recall_score}
-        value = fn[self.metric](
-            y_true, y_pred, labels=self._labels(y_true, proba), average=self.average, zero_division=0
-        )
-        key = self.metric if self.average == "macro" else f"{self.metric}_{self.average}"
-        return {key: float(value)}
+        cm = metrics.confusion_matrix(y_true, y_pred, _n_classes(y_true, proba))
+        return {self.key: metrics.averaged(cm, self.metric, self.average)}
 
 
 class F1(_Averaged):
-    """F1 score (macro-averaged over classes by default; ``average`` = macro|micro|weighted)."""
+    """F1 score (macro-averaged over the classes present by default; ``average`` = macro|micro|weighted)."""
 
     metric = "f1"
 
@@ -60,13 +66,16 @@ class Recall(_Averaged):
 class LogLoss(Evaluator):
     """Mean cross-entropy of the predicted probabilities, stored as ``loss``."""
 
+    provides: ClassVar[tuple[str, ...]] = ("loss",)
+
     def evaluate(self, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray) -> dict[str, MetricValue]:
-        p = np.clip(np.asarray(proba, dtype=np.float64)[np.arange(len(y_true)), np.asarray(y_true)], 1e-12, 1.0)
-        return {"loss": float(-np.mean(np.log(p)))}
+        return {"loss": metrics.log_loss(y_true, proba)}
 
 
 class ConfusionMatrix(Evaluator):
     """Counts ``[true][predicted]`` as a nested list (``normalize``: none|true|pred)."""
+
+    provides: ClassVar[tuple[str, ...]] = ("confusion_matrix",)
 
     def __init__(self, normalize: str = "none") -> None:
         if normalize not in ("none", "true", "pred"):
@@ -74,8 +83,7 @@ class ConfusionMatrix(Evaluator):
         self.normalize = normalize
 
     def evaluate(self, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray) -> dict[str, MetricValue]:
-        n = proba.shape[1]
-        cm = np.bincount(np.asarray(y_true) * n + np.asarray(y_pred), minlength=n * n).reshape(n, n)
+        cm = metrics.confusion_matrix(y_true, y_pred, _n_classes(y_true, proba))
         if self.normalize == "none":
             return {"confusion_matrix": cm.tolist()}
         axis = 1 if self.normalize == "true" else 0

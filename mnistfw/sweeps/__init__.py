@@ -1,6 +1,6 @@
 """Optuna sweeps: the ``mnistfw_optuna`` Hydra sweeper and the link to a running trial.
 
-* :mod:`~mnistfw.sweeps.trial` - the active trial of this process and the pipeline's pruning hook;
+* :mod:`~mnistfw.sweeps.pruning` - the epoch callback that reports to a trial and prunes it;
 * :mod:`~mnistfw.sweeps.space` - ``params`` / ``list_params`` / command-line sweeps -> Optuna distributions;
 * :mod:`~mnistfw.sweeps.storage` - ``storage`` -> in-memory, RDB (SQLAlchemy URL) or journal file;
 * :mod:`~mnistfw.sweeps.runner` - the trial loop of one process: lost-trial recovery, ask, run, tell;

@@ -3,8 +3,8 @@
 Each pass, under a per-machine lock: fail trials whose process is gone (and queue their
 parameters again), count the study's finished trials (COMPLETE + PRUNED), stop at
 ``n_trials``; otherwise ask Optuna for a trial, stamp it with this process's identity and a
-heartbeat, and run it as a Hydra job in this process, so the pipeline's pruning hook can
-report to the live trial.
+heartbeat, and run it as a Hydra job in this process, handing the task a pruning callback
+(:mod:`mnistfw.sweeps.pruning`) that reports to the live trial.
 
 A RUNNING trial counts as lost when
 
@@ -21,6 +21,7 @@ Trials started by other tools (no mnistfw stamp) are never touched.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -396,9 +397,10 @@ def run_trial(study: Any, trial: Any, plan: SweepPlan, job: JobContext, custom: 
     """Run ``trial`` as one Hydra job and tell Optuna how it ended; return the state's name."""
     import optuna
     from hydra.core.utils import JobStatus, filter_overrides
+    from omegaconf import OmegaConf
     from optuna.trial import TrialState
 
-    from mnistfw.sweeps.trial import set_active_trial
+    from mnistfw.sweeps.pruning import with_pruning
 
     heartbeat = None
     if plan.storage.persistent:
@@ -419,8 +421,11 @@ def run_trial(study: Any, trial: Any, plan: SweepPlan, job: JobContext, custom: 
             if run_dir:
                 trial.set_user_attr("run_dir", run_dir)
             log.info("trial %d: %s", trial.number, " ".join(o for o in shown if o not in plan.space.fixed))
-            set_active_trial(trial)
-            ret = run_job(job, cfg)
+            objective = OmegaConf.select(cfg, "objective", default=None)
+            if OmegaConf.is_list(objective):
+                objective = objective[0] if len(objective) else None
+            task = with_pruning(job.task_function, trial, objective, len(plan.directions))
+            ret = run_job(dataclasses.replace(job, task_function=task), cfg)
             if ret.status == JobStatus.COMPLETED:
                 values = _objective_values(ret._return_value, len(plan.directions))
             elif isinstance(ret._return_value, optuna.TrialPruned):
@@ -440,7 +445,6 @@ def run_trial(study: Any, trial: Any, plan: SweepPlan, job: JobContext, custom: 
         except Exception as exc:  # noqa: BLE001 - a bad trial must not end the sweep
             error = exc
     finally:
-        set_active_trial(None)
         if heartbeat is not None:
             heartbeat.stop()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistfw.contract import RunArtifacts, Visualizer, save_figure
+from mnistfw.metrics import confusion_matrix
 from mnistfw.visualizers._style import pyplot
 
 
@@ -21,7 +22,7 @@ class ConfusionMatrixHeatmap(Visualizer):
         if pred is None:
             return []
         n = pred.proba.shape[1]
-        cm = np.bincount(pred.y_true * n + pred.y_pred, minlength=n * n).reshape(n, n).astype(float)
+        cm = confusion_matrix(pred.y_true, pred.y_pred, n).astype(float)
         shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if self.normalize else cm
         names = run.data.info.class_names if run.data is not None else [str(i) for i in range(n)]
         plt = pyplot()

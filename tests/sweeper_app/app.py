@@ -1,7 +1,8 @@
 """A tiny Hydra app swept by the mnistfw Optuna sweeper in the tests (no training, fast).
 
 Its task mimics a training run: for ``epochs`` steps it reports a score through the same
-pruning hook as the pipeline, then returns it. ``fail_if`` makes chosen trials raise and
+epoch-callback seam as mnistfw's training run (the sweeper hands it a pruning callback),
+then returns it. ``fail_if`` makes chosen trials raise and
 ``sleep`` keeps a trial running long enough to be killed; ``multi`` returns two objectives.
 Like mnistfw's console scripts, it prints a :class:`~mnistfw.errors.MnistfwError` raised by
 the sweep as one ``error:`` line and exits with status 2.
@@ -28,16 +29,26 @@ def score(cfg: DictConfig, epoch: int) -> float:
     return base * (1 - math.exp(-(epoch + 1) / 2))
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> Any:
-    from hydra.core.hydra_config import HydraConfig
+class Task:
+    """The task Hydra calls; ``with_epoch_callback`` lets the sweeper hand it a pruning callback."""
 
-    from mnistfw.sweeps.trial import pruning_hook
+    def __init__(self, callbacks: tuple[Any, ...] = ()) -> None:
+        self.callbacks = callbacks
+        self.__module__ = __name__
+
+    def with_epoch_callback(self, callback: Any) -> Task:
+        return Task((*self.callbacks, callback))
+
+    def __call__(self, cfg: DictConfig) -> Any:
+        return run(cfg, self.callbacks)
+
+
+def run(cfg: DictConfig, callbacks: tuple[Any, ...]) -> Any:
+    from hydra.core.hydra_config import HydraConfig
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.fail_if is not None and str(cfg.act) == str(cfg.fail_if):
         raise ValueError(f"act={cfg.act} is a bad combination")
-    hook = pruning_hook(cfg.objective if isinstance(cfg.objective, str) else cfg.objective[0])
     value = 0.0
     for epoch in range(int(cfg.epochs)):
         value = score(cfg, epoch)
@@ -45,13 +56,17 @@ def main(cfg: DictConfig) -> Any:
             fh.write(f"{epoch}\n")
         if cfg.sleep:
             time.sleep(float(cfg.sleep))
-        if hook is not None:
-            hook(epoch, {"val/score": value})
+        for callback in callbacks:
+            callback(epoch, {"val/score": value})
     if cfg.nan:
         return float("nan")
     if cfg.multi:
         return [value, float(cfg.x)]
     return value
+
+
+main = hydra.main(version_base="1.3", config_path=str(Path(__file__).resolve().parent / "conf"),
+                  config_name="config")(Task())
 
 
 if __name__ == "__main__":

@@ -15,9 +15,12 @@ class SaveOnInterrupt(pl.Callback):
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        #: Set when Ctrl-C stopped the fit (Lightning then exits with status 1 instead of raising).
+        self.interrupted = False
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, KeyboardInterrupt):
+            self.interrupted = True
             self.path.parent.mkdir(parents=True, exist_ok=True)
             trainer.save_checkpoint(self.path)
             log.warning("interrupted: saved %s; resume with ckpt_path=%s", self.path, self.path)

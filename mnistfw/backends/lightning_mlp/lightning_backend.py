@@ -1,4 +1,9 @@
-"""Adapter from the mnistfw backend protocol to Lightning (torch is imported only when used)."""
+"""Adapter from the mnistfw backend protocol to Lightning (torch is imported only when used).
+
+The ``model`` section describes the network; the shared ``trainer`` settings become Lightning's
+``Trainer`` arguments one for one, the ``optimizer``/``scheduler`` settings the module's
+optimiser and schedule, and ``logger`` its loggers.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,13 @@ import logging
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from mnistfw.backends.base import Backend, EpochCallback, History
-from mnistfw.backends.lightning_mlp.lightning_settings import LightningMLPConfig
-from mnistfw.config.validation import validate_section
+from mnistfw.backends.base import Backend, EpochCallback, History, RunContext
+from mnistfw.backends.lightning_mlp.lightning_settings import LightningMLPSettings
+from mnistfw.config.vocabulary import LIGHTNING_TRAINER_KEYS, SHARED_TRAINER_KEYS, Reads, Training
 from mnistfw.data.dataset import Dataset
 from mnistfw.errors import ConfigError, ModelFormatError
 
@@ -24,14 +29,20 @@ WEIGHTS_FILE = "model.pt"
 class LightningMLPBackend(Backend):
     """An MLP trained by a Lightning ``Trainer``: checkpoints, early stopping, loggers, resume."""
 
-    name = "lightning_mlp"
-    config_schema = LightningMLPConfig
+    name: ClassVar[str] = "lightning_mlp"
+    settings_schema: ClassVar[type] = LightningMLPSettings
+    reads: ClassVar[Reads] = Reads(
+        trainer=SHARED_TRAINER_KEYS | LIGHTNING_TRAINER_KEYS,
+        optimizers=("sgd", "adam", "adamw", "rmsprop"),
+        schedulers=("none", "cosine", "step", "exponential", "plateau", "onecycle"),
+        sections=frozenset({"logger", "ckpt_path"}),
+    )
+    section_schemas: ClassVar[dict[str, type]] = {"logger": dict}
 
-    def __init__(self, cfg: Any, run_dir: Path | None = None) -> None:
-        super().__init__(cfg, run_dir)
-        self.model_cfg: LightningMLPConfig = validate_section(
-            cfg.model, LightningMLPConfig, "model", "model=lightning_mlp"
-        )
+    def __init__(self, settings: LightningMLPSettings, context: RunContext, logger: dict[str, Any] | None = None,
+                 **sections: Any) -> None:
+        super().__init__(settings, context, **sections)
+        self.logger_settings = logger or {}
         self.net: Any = None
         self.architecture: dict[str, Any] = {}
 
@@ -43,114 +54,119 @@ class LightningMLPBackend(Backend):
         from mnistfw.backends.lightning_mlp.lightning_module import MLPModule, RandomAffine, TensorBatches
 
         _quiet_lightning()
-        mc, tc = self.model_cfg, self.cfg.trainer
-        seed = int(self.cfg.seed)
+        training, s, seed = self.context.train, self.settings, self.context.seed
+        t = training.trainer
+        if self.context.resume_from is not None:
+            _check_checkpoint(self.context.resume_from)
         pl.seed_everything(seed, workers=True, verbose=False)
-        if tc.get("num_threads"):
-            torch.set_num_threads(int(tc.num_threads))
-        train = TensorBatches(
-            torch.from_numpy(data.train.x), torch.from_numpy(data.train.y), mc.batch_size, shuffle=True, seed=seed
-        )
+        if t.num_threads:
+            torch.set_num_threads(int(t.num_threads))
+        batch = t.batch_size or len(data.train)
+        train = TensorBatches(torch.from_numpy(data.train.x), torch.from_numpy(data.train.y), batch, shuffle=True,
+                              seed=seed)
         val = TensorBatches(torch.from_numpy(data.val.x), torch.from_numpy(data.val.y), 1024, shuffle=False)
         self.architecture = {
             "n_features": data.info.n_features,
             "n_classes": data.info.n_classes,
-            "hidden": list(mc.hidden),
-            "activation": mc.activation,
-            "batch_norm": mc.batch_norm,
-            "dropout": mc.dropout,
+            "hidden": list(s.hidden),
+            "activation": s.activation,
+            "batch_norm": s.batch_norm,
+            "dropout": s.dropout,
         }
         module = MLPModule(
             **self.architecture,
-            optimizer=asdict(mc.optimizer),
-            scheduler=asdict(mc.scheduler),
-            max_epochs=int(tc.max_epochs),
+            optimizer=asdict(training.optimizer),
+            scheduler=asdict(training.scheduler),
+            max_epochs=t.max_epochs,
             steps_per_epoch=len(train),
-            gradient_clip_val=tc.get("gradient_clip_val"),
+            gradient_clip_val=t.gradient_clip_val,
         )
         module.epoch_callback = on_epoch_end
-        if mc.augment.enabled:
+        if s.augment.enabled:
             module.augment = RandomAffine(
-                data.info.image_shape, mc.augment.shift, mc.augment.rotation, mc.augment.scale,
+                data.info.image_shape, s.augment.shift, s.augment.rotation, s.augment.scale,
                 data.preprocessing.mean, data.preprocessing.std,
             )
         trainer = pl.Trainer(
-            callbacks=self._callbacks(),
+            callbacks=self._callbacks(training),
             logger=self._loggers(),
-            default_root_dir=str(self.run_dir) if self.run_dir else None,
+            default_root_dir=str(self.context.run_dir) if self.context.run_dir else None,
             enable_model_summary=False,
-            enable_checkpointing=self.run_dir is not None,
-            **{**self._trainer_kwargs(), "log_every_n_steps": min(int(tc.get("log_every_n_steps", 50)), len(train))},
+            enable_checkpointing=self.context.run_dir is not None,
+            **self._trainer_kwargs(training, len(train)),
         )
-        ckpt_path = self.cfg.get("ckpt_path")
-        if ckpt_path:
-            _check_checkpoint(Path(ckpt_path))
-        trainer.fit(module, train_dataloaders=train, val_dataloaders=val, ckpt_path=ckpt_path or None)
+        resume = str(self.context.resume_from) if self.context.resume_from else None
+        try:
+            trainer.fit(module, train_dataloaders=train, val_dataloaders=val, ckpt_path=resume)
+        except SystemExit:
+            # Lightning turns Ctrl-C into exit(1) after its clean-up; give it back its meaning.
+            if any(getattr(cb, "interrupted", False) for cb in trainer.callbacks):
+                raise KeyboardInterrupt from None
+            raise
         self._restore_best(module, trainer)
         self.net = module.net.cpu().eval()
         return module.history
 
-    def _trainer_kwargs(self) -> dict[str, Any]:
-        tc = self.cfg.trainer
-        kwargs: dict[str, Any] = {
-            "accelerator": tc.accelerator,
-            "devices": tc.devices,
-            "precision": tc.precision,
-            "max_epochs": int(tc.max_epochs),
-            "min_epochs": int(tc.get("min_epochs") or 1),
-            "limit_train_batches": tc.limit_train_batches,
-            "limit_val_batches": tc.limit_val_batches,
-            "deterministic": tc.get("deterministic", False),
-            "log_every_n_steps": int(tc.get("log_every_n_steps", 50)),
-            "enable_progress_bar": bool(tc.get("enable_progress_bar", True)),
-            "num_sanity_val_steps": int(tc.get("num_sanity_val_steps", 0)),
+    @staticmethod
+    def _trainer_kwargs(training: Training, steps_per_epoch: int) -> dict[str, Any]:
+        """Lightning ``Trainer`` arguments from the shared ``trainer`` settings."""
+        t = training.trainer
+        return {
+            "accelerator": t.accelerator,
+            "devices": t.devices,
+            "strategy": t.strategy,
+            "num_nodes": t.num_nodes,
+            "precision": t.precision,
+            "max_epochs": t.max_epochs,
+            "min_epochs": t.min_epochs,
+            "check_val_every_n_epoch": t.check_val_every_n_epoch,
+            "limit_train_batches": 1.0 if t.limit_train_batches is None else t.limit_train_batches,
+            "limit_val_batches": 1.0 if t.limit_val_batches is None else t.limit_val_batches,
+            "deterministic": t.deterministic,
+            "log_every_n_steps": min(t.log_every_n_steps, steps_per_epoch),
+            "enable_progress_bar": t.enable_progress_bar,
+            "num_sanity_val_steps": t.num_sanity_val_steps,
         }
-        if tc.get("strategy"):
-            kwargs["strategy"] = tc.strategy
-        if int(tc.max_epochs) < 1:
-            raise ConfigError(f"trainer.max_epochs: must be >= 1, got {tc.max_epochs}")
-        return kwargs
 
-    def _callbacks(self) -> list[Any]:
-        from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+    def _callbacks(self, training: Training) -> list[Any]:
+        from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 
         from mnistfw.backends.lightning_mlp.callbacks import SaveOnInterrupt
 
-        mc = self.model_cfg
+        t = training.trainer
         callbacks: list[Any] = []
-        if self.cfg.trainer.get("enable_progress_bar", True):
+        if t.enable_progress_bar:
             callbacks.append(TQDMProgressBar(refresh_rate=20))
-        if self.run_dir is not None:
-            ckpt_dir = self.run_dir / "checkpoints"
+        if self.context.run_dir is not None:
+            ckpt_dir = self.context.run_dir / "checkpoints"
+            monitor = t.checkpoint.monitor
             callbacks.append(
                 ModelCheckpoint(
                     dirpath=ckpt_dir,
-                    filename="best-{epoch:02d}",
-                    monitor=mc.checkpoint.monitor,
-                    mode=mc.checkpoint.mode,
+                    filename="best-{epoch:02d}" if monitor else "epoch-{epoch:02d}",
+                    monitor=monitor,
+                    mode=t.checkpoint.mode or "max",
                     save_top_k=1,
                     save_last=True,
                     auto_insert_metric_name=False,
                 )
             )
             callbacks.append(SaveOnInterrupt(ckpt_dir / "last.ckpt"))
-        es = mc.early_stopping
-        if es.patience:
-            callbacks.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience))
         return callbacks
 
     def _loggers(self) -> list[Any] | bool:
-        if self.run_dir is None:
+        if self.context.run_dir is None:
             return False
         from mnistfw.backends.lightning_mlp.loggers import build_loggers
 
-        return build_loggers(self.cfg.get("logger") or {}) or False
+        return build_loggers(self.logger_settings) or False
 
-    @staticmethod
-    def _restore_best(module: Any, trainer: Any) -> None:
+    def _restore_best(self, module: Any, trainer: Any) -> None:
         import torch
 
-        best = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""
+        if not self.context.train.trainer.checkpoint.monitor or trainer.checkpoint_callback is None:
+            return
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "")
         if best and Path(best).is_file():
             state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
             module.load_state_dict(state)
@@ -167,11 +183,13 @@ class LightningMLPBackend(Backend):
     def save(self, directory: Path) -> dict[str, Any]:
         import torch
 
-        torch.save(self.net.state_dict(), directory / WEIGHTS_FILE)
+        from mnistfw.io import atomic_path
+
+        with atomic_path(Path(directory) / WEIGHTS_FILE) as tmp:
+            torch.save(self.net.state_dict(), tmp)
         return dict(self.architecture)
 
-    @classmethod
-    def load(cls, directory: Path, meta: dict[str, Any]) -> LightningMLPBackend:
+    def restore(self, directory: Path, architecture: dict[str, Any]) -> None:
         import torch
 
         from mnistfw.backends.lightning_mlp.lightning_module import build_mlp
@@ -179,27 +197,40 @@ class LightningMLPBackend(Backend):
         path = Path(directory) / WEIGHTS_FILE
         if not path.is_file():
             raise ModelFormatError(f"{directory} has no {WEIGHTS_FILE}; it is not a lightning_mlp model folder")
-        arch = meta["architecture"]
-        net = build_mlp(
-            arch["n_features"], arch["n_classes"], arch["hidden"], arch["activation"], arch["batch_norm"],
-            arch["dropout"],
-        )
+        s = self.settings
+        try:
+            net = build_mlp(int(architecture["n_features"]), int(architecture["n_classes"]), list(s.hidden),
+                            s.activation, s.batch_norm, s.dropout)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFormatError(f"{directory}/mnistfw_model.json: the architecture is incomplete ({exc!r}); "
+                                   "re-train or restore the run") from None
+        if path.stat().st_size == 0:
+            raise ModelFormatError(f"{path} is empty (an interrupted copy?); restore the run folder or re-train")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unpickling error means the file is not plain tensors
+            unsafe = "weights_only" in str(exc) or "Unsupported global" in str(exc)
+            reason = ("it holds Python objects besides tensors, which mnistfw never unpickles"
+                      if unsafe else f"{type(exc).__name__}: {_first_line(exc)}")
+            raise ModelFormatError(f"{path} is not a plain lightning_mlp weights file ({reason}); "
+                                   "re-train or restore the run") from None
+        try:
             net.load_state_dict(state)
-        except Exception as exc:  # noqa: BLE001 - any unpickling/shape error means a bad file
-            raise ModelFormatError(
-                f"{path} does not match the saved lightning_mlp architecture ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0]}); re-train or restore the run"
-            ) from exc
-        obj = cls.__new__(cls)
-        obj.cfg, obj.run_dir, obj.net, obj.architecture = None, None, net.eval(), dict(arch)
-        return obj
+        except Exception as exc:  # noqa: BLE001 - a shape or key mismatch
+            raise ModelFormatError(f"{path} does not match the saved lightning_mlp architecture "
+                                   f"({type(exc).__name__}: {_first_line(exc)}); re-train or restore the run") from None
+        self.net = net.eval()
+        self.architecture = dict(architecture)
 
     def first_layer_weights(self) -> np.ndarray | None:
         if self.net is None:
             return None
         return self.net[0].weight.detach().cpu().numpy().T.copy()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _quiet_lightning() -> None:
@@ -208,6 +239,7 @@ def _quiet_lightning() -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*`check_val_every_n_epoch`.*")
 
 
 def _check_checkpoint(path: Path) -> None:
@@ -222,7 +254,7 @@ def _check_checkpoint(path: Path) -> None:
         raise ModelFormatError(
             f"ckpt_path: {path} is not a readable Lightning checkpoint ({type(exc).__name__}); "
             "pass a .ckpt written by mnistfw-train with model=lightning_mlp"
-        ) from exc
+        ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "pytorch-lightning_version" not in ckpt:
         raise ModelFormatError(
             f"ckpt_path: {path} is not a Lightning checkpoint; pass a .ckpt written by mnistfw-train "

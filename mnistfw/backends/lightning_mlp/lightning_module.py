@@ -11,7 +11,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mnistfw.backends.base import EpochCallback, epoch_metrics
+from mnistfw.backends.base import EpochCallback, StopTraining
+from mnistfw.backends.schedules import EPOCH_SCHEDULES, Plateau, epoch_lr
+from mnistfw.config.vocabulary import OptimizerSettings, SchedulerSettings
+from mnistfw.metrics import epoch_metrics
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -118,7 +121,11 @@ class RandomAffine:
 
 
 class MLPModule(pl.LightningModule):
-    """An MLP classifier; reports per-epoch metrics through ``epoch_callback``."""
+    """An MLP classifier trained by manual optimisation; reports per-epoch metrics through ``epoch_callback``.
+
+    ``optimizer`` and ``scheduler`` are the shared vocabulary's settings as plain dicts (so
+    Lightning can store them as hyperparameters in checkpoints).
+    """
 
     def __init__(
         self,
@@ -141,7 +148,9 @@ class MLPModule(pl.LightningModule):
         self.automatic_optimization = False
         # Read once here rather than from self.hparams on every step.
         self._clip_norm = gradient_clip_val or None
-        self._scheduler_per_step = scheduler["name"] == "onecycle"
+        self._optimizer = OptimizerSettings(**optimizer)
+        self._scheduler = SchedulerSettings(**scheduler)
+        self._plateau: Plateau | None = None
         self.net = build_mlp(n_features, n_classes, list(hidden), activation, batch_norm, dropout)
         self.loss_fn = nn.CrossEntropyLoss()
         self.epoch_callback: EpochCallback | None = None
@@ -180,7 +189,7 @@ class MLPModule(pl.LightningModule):
         if self._clip_norm:
             self.clip_gradients(opt, gradient_clip_val=self._clip_norm, gradient_clip_algorithm="norm")
         opt.step()
-        if self._scheduler_per_step:
+        if self._scheduler.name == "onecycle":
             self.lr_schedulers().step()
         sums = self._sums
         with torch.no_grad():
@@ -200,68 +209,78 @@ class MLPModule(pl.LightningModule):
         proba = torch.cat(self._val_proba).numpy()
         y = torch.cat(self._val_true).numpy()
         self._val_proba, self._val_true = [], []
+        if self.trainer.sanity_checking:
+            return
         self._val_metrics = epoch_metrics("val", y, proba)
         self.log_dict(self._val_metrics, prog_bar=True)
 
     def on_train_epoch_end(self) -> None:
-        self._step_epoch_scheduler()
         seen = max(self._sums["seen"], 1)
+        optimizer = self.trainer.optimizers[0]
         metrics = {
             "train/loss": float(self._sums["loss"]) / seen,
             "train/accuracy": float(self._sums["correct"]) / seen,
             **self._val_metrics,
-            "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]),
+            "lr": float(optimizer.param_groups[0]["lr"]),
         }
+        self._val_metrics = {}  # an epoch that does not validate reports train/* only
         self.log_dict({"train/loss": metrics["train/loss"], "train/accuracy": metrics["train/accuracy"]})
         epoch = self.current_epoch + 1
         self.history.append({"epoch": epoch, **metrics})
+        self._step_epoch_scheduler(optimizer, epoch, metrics)
         if self.epoch_callback is not None:
-            self.epoch_callback(epoch, metrics)
+            try:
+                self.epoch_callback(epoch, metrics)
+            except StopTraining:
+                self.trainer.should_stop = True
 
-    def _step_epoch_scheduler(self) -> None:
-        kind = self.hparams.scheduler["name"]
-        if kind in ("none", "onecycle"):
-            return
-        sched = self.lr_schedulers()
-        if kind == "plateau":
-            if "val/accuracy" in self._val_metrics:
-                sched.step(self._val_metrics["val/accuracy"])
-        else:
-            sched.step()
+    def _step_epoch_scheduler(self, optimizer: Any, epoch: int, metrics: dict[str, float]) -> None:
+        name = self._scheduler.name
+        if name == "plateau":
+            if self._plateau is None:
+                self._plateau = Plateau(self._scheduler, float(self._optimizer.lr))  # type: ignore[arg-type]
+            lr = self._plateau.step(epoch, metrics)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        elif name in EPOCH_SCHEDULES and name != "none":
+            self.lr_schedulers().step()
 
     def configure_optimizers(self) -> Any:
-        opt_cfg, sched_cfg = self.hparams.optimizer, self.hparams.scheduler
-        params = self.parameters()
-        name, lr, wd = opt_cfg["name"], opt_cfg["lr"], opt_cfg["weight_decay"]
-        if name == "sgd":
-            opt = torch.optim.SGD(
-                params, lr=lr, momentum=opt_cfg["momentum"], nesterov=opt_cfg["nesterov"], weight_decay=wd
-            )
-        elif name == "adam":
-            opt = torch.optim.Adam(params, lr=lr, weight_decay=wd)
-        elif name == "adamw":
-            opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-        else:
-            opt = torch.optim.RMSprop(params, lr=lr, momentum=opt_cfg["momentum"], weight_decay=wd)
-        kind = sched_cfg["name"]
-        if kind == "none":
+        opt = make_optimizer(self._optimizer, self.net)
+        sched = self._scheduler
+        if sched.name in ("none", "plateau"):
             return opt
-        epochs = max(int(self.hparams.max_epochs), 1)
-        if kind == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=sched_cfg["min_lr"])
-        elif kind == "step":
-            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=sched_cfg["step_size"], gamma=sched_cfg["gamma"])
-        elif kind == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(
-                opt, max_lr=lr, epochs=epochs, steps_per_epoch=max(int(self.hparams.steps_per_epoch), 1)
+        if sched.name == "onecycle":
+            base = float(self._optimizer.lr)  # type: ignore[arg-type]
+            one_cycle = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=base, epochs=max(int(self.hparams.max_epochs), 1),
+                steps_per_epoch=max(int(self.hparams.steps_per_epoch), 1), pct_start=float(sched.pct_start),
+                div_factor=float(sched.div_factor), final_div_factor=float(sched.final_div_factor),
             )
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-        else:
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                opt, mode="max", factor=sched_cfg["gamma"], patience=sched_cfg["patience"]
-            )
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/accuracy"}}
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": one_cycle, "interval": "step"}}
+        base, epochs = float(self._optimizer.lr), max(int(self.hparams.max_epochs), 1)  # type: ignore[arg-type]
+        lam = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: epoch_lr(sched, base, e, epochs) / base)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": lam, "interval": "epoch"}}
+
+
+_OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], tuple[str, ...]]] = {
+    "sgd": (torch.optim.SGD, ("momentum", "nesterov")),
+    "adam": (torch.optim.Adam, ("betas", "eps")),
+    "adamw": (torch.optim.AdamW, ("betas", "eps")),
+    "rmsprop": (torch.optim.RMSprop, ("alpha", "eps", "momentum")),
+}
+
+
+def make_optimizer(settings: OptimizerSettings, net: nn.Module) -> torch.optim.Optimizer:
+    """The torch optimiser ``settings`` name, with weight decay on the weight matrices only (not
+    biases or batch-norm parameters), as the NumPy backend does."""
+    cls, keys = _OPTIMIZERS[settings.name]
+    decay = [p for p in net.parameters() if p.ndim >= 2]
+    no_decay = [p for p in net.parameters() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": float(settings.weight_decay or 0.0)},
+              {"params": no_decay, "weight_decay": 0.0}]
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k in keys if (v := getattr(settings, k)) is not None}
+    return cls(groups, lr=float(settings.lr), **kwargs)  # type: ignore[arg-type]
 
 
 def predict_proba(net: nn.Module, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:

@@ -1,120 +1,118 @@
 """``model=numpy_net``: the :class:`~mnistfw.backends.base.Backend` adapter around the NumPy network.
 
-It turns the validated config into a :class:`Network` and a :class:`Trainer`, seeds them from
-the run's top-level ``seed``, checkpoints the best epoch into ``<run_dir>/checkpoints/best.npz``,
-and saves/loads the weights as ``weights.npz`` (read back with ``allow_pickle=False``).
+It builds a :class:`Network` from the validated ``model`` section and a :class:`Trainer` from
+the shared training settings, seeds both from the run's ``seed``, checkpoints the best epoch
+into ``<run_dir>/checkpoints/best.npz``, and saves/loads the weights as ``weights.npz`` (read
+back with ``allow_pickle=False``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from mnistfw.backends.base import Backend, EpochCallback, History
 from mnistfw.backends.numpy_net.layers import default_init
 from mnistfw.backends.numpy_net.network import Network
-from mnistfw.backends.numpy_net.numpy_settings import EPOCH_METRICS, NumpyNetConfig
+from mnistfw.backends.numpy_net.numpy_settings import NumpyNetSettings
+from mnistfw.backends.numpy_net.optimizers import OPTIMIZERS
 from mnistfw.backends.numpy_net.trainer import Trainer
-from mnistfw.config.validation import validate_section
+from mnistfw.config.validation import require
+from mnistfw.config.vocabulary import SHARED_TRAINER_KEYS, Reads, Training
 from mnistfw.data.dataset import Dataset
-from mnistfw.errors import ConfigError, ModelFormatError
+from mnistfw.errors import ModelFormatError
+from mnistfw.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "weights.npz"
 #: Stored inside every weights file so that a file of another kind is recognised as such.
 FORMAT_TAG = "mnistfw.numpy_net/1"
+#: ``trainer.precision`` -> the NumPy dtype it means.
+DTYPES = {"32-true": "float32", "64-true": "float64"}
 
 
 class NumpyNetBackend(Backend):
     """A from-scratch NumPy multi-layer perceptron (see :mod:`mnistfw.backends.numpy_net`)."""
 
-    name = "numpy_net"
-    config_schema = NumpyNetConfig
+    name: ClassVar[str] = "numpy_net"
+    settings_schema: ClassVar[type] = NumpyNetSettings
+    reads: ClassVar[Reads] = Reads(
+        trainer=SHARED_TRAINER_KEYS,
+        optimizers=OPTIMIZERS,
+        schedulers=("none", "cosine", "step", "exponential", "plateau"),
+    )
 
-    def __init__(self, cfg: Any, run_dir: Path | None = None) -> None:
-        super().__init__(cfg, run_dir)
-        self.settings: NumpyNetConfig = validate_section(cfg.model, NumpyNetConfig, "model", "model=numpy_net")
-        self.seed = int(cfg.get("seed") or 0)
-        self.objective = str(cfg.get("objective") or "")
+    def __init__(self, settings: Any, context: Any, **sections: Any) -> None:
+        super().__init__(settings, context, **sections)
         self.net: Network | None = None
+
+    @classmethod
+    def check_training(cls, training: Training) -> None:
+        require(training.trainer.precision in DTYPES, "trainer.precision",
+                f"{cls.name} computes in float32 or float64: use 32-true or 64-true, "
+                f"not {training.trainer.precision}")
+
+    # -- the network this backend trains (overridden by softmax regression) -----------------
+    def hidden_layers(self) -> list[int]:
+        return list(self.settings.hidden)
+
+    def build_network(self, n_features: int, n_classes: int, dtype: str, dropout: float | None = None) -> Network:
+        """An untrained network of this backend's shape."""
+        s = self.settings
+        return Network([n_features, *self.hidden_layers(), n_classes], s.activation, leaky_slope=s.leaky_slope,
+                       dropout=s.dropout if dropout is None else dropout, dtype=dtype)
+
+    def shuffles(self) -> bool:
+        """Whether the training rows are reshuffled every epoch."""
+        return bool(self.settings.shuffle)
+
+    def initialize(self, net: Network, rng: np.random.Generator) -> None:
+        net.initialize(default_init(self.settings.activation) if self.settings.init == "auto" else self.settings.init,
+                       rng)
 
     # -- training ---------------------------------------------------------------------------
     def fit(self, data: Dataset, on_epoch_end: EpochCallback) -> History:
-        """Train on ``data.train``, scoring ``data.val`` after every epoch."""
-        s = self.settings
-        has_val = len(data.val) > 0
-        stopper = s.early_stopping
-        if stopper and stopper.patience and stopper.monitor.startswith("val/") and not has_val:
-            raise ConfigError(
-                f"model.early_stopping.monitor: {stopper.monitor} needs a validation split; "
-                "set data.split.val > 0 or model.early_stopping.patience=null"
-            )
+        """Train on ``data.train``, scoring ``data.val`` after every validating epoch."""
+        training = self.context.train
         init_rng, shuffle_rng, dropout_rng = (
-            np.random.default_rng(child) for child in np.random.SeedSequence(self.seed).spawn(3)
+            np.random.default_rng(child) for child in np.random.SeedSequence(self.context.seed).spawn(3)
         )
-        sizes = [data.info.n_features, *s.hidden, data.info.n_classes]
-        net = Network(sizes, s.activation, leaky_slope=s.leaky_slope, dropout=s.dropout, dtype=s.dtype)
-        net.initialize(default_init(s.activation) if s.init == "auto" else s.init, init_rng)
+        net = self.build_network(data.info.n_features, data.info.n_classes, DTYPES[training.trainer.precision])
+        self.initialize(net, init_rng)
         net.rng = dropout_rng
         self.net = net
-
         x, y = _inputs(data.train.x, net.dtype), np.asarray(data.train.y, dtype=np.int64)
         x_val, y_val = _inputs(data.val.x, net.dtype), np.asarray(data.val.y, dtype=np.int64)
-        monitor = self._monitor(has_val)
-        save_best = self._save_checkpoint if self.run_dir is not None and monitor else None
-        log.info(
-            "numpy_net: layers %s, %s, %s lr=%g, batch %s, %d epochs, %d parameters",
-            sizes,
-            s.activation,
-            s.optimizer.name,
-            s.optimizer.lr,
-            s.batch_size or "full",
-            s.epochs,
-            net.params.size,
-        )
+        save_best = self._save_checkpoint if self.context.run_dir is not None else None
+        t, opt = training.trainer, training.optimizer
+        log.info("%s: layers %s, %s lr=%g, batch %s, %d epochs, %d parameters", self.name, net.sizes, opt.name,
+                 opt.lr, t.batch_size or "full", t.max_epochs, net.params.size)
         with self._threads():
-            return Trainer(net, s, shuffle_rng).fit(x, y, x_val, y_val, on_epoch_end, monitor, save_best)
-
-    def _monitor(self, has_val: bool) -> str | None:
-        """The metric that picks the best epoch: early stopping's, else the run objective, else val/accuracy.
-
-        None when that metric is not measured (a validation metric without a validation split).
-        """
-        stopper = self.settings.early_stopping
-        if stopper:
-            monitor = stopper.monitor
-        elif self.objective in EPOCH_METRICS:
-            monitor = self.objective
-        else:
-            monitor = "val/accuracy"
-        return monitor if has_val or not monitor.startswith("val/") else None
+            return Trainer(net, training, shuffle_rng, self.shuffles()).fit(x, y, x_val, y_val, on_epoch_end, save_best)
 
     def _save_checkpoint(self, epoch: int) -> None:
-        assert self.run_dir is not None and self.net is not None
-        path = self.run_dir / "checkpoints" / "best.npz"
-        write_weights(path, self.net, extra={"epoch": np.array(epoch)})
+        assert self.context.run_dir is not None and self.net is not None
+        write_weights(self.context.run_dir / "checkpoints" / "best.npz", self.net, extra={"epoch": np.array(epoch)})
 
     def _threads(self) -> contextlib.AbstractContextManager[Any]:
-        if self.settings.num_threads is None:
-            return contextlib.nullcontext()
+        """One BLAS thread unless ``trainer.num_threads`` says otherwise (also when predicting)."""
         from threadpoolctl import threadpool_limits
 
-        return threadpool_limits(self.settings.num_threads, user_api="blas")
+        training = self.context.training
+        n = training.trainer.num_threads if training is not None else None
+        return threadpool_limits(n or 1, user_api="blas")
 
     # -- inference --------------------------------------------------------------------------
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Softmax probabilities ``(n, n_classes)`` for preprocessed rows ``x``."""
         if self.net is None:
-            raise RuntimeError("numpy_net: call fit() or load() before predicting")
+            raise RuntimeError(f"{self.name}: call fit() or load() before predicting")
         with self._threads():
             return self.net.predict_proba(_inputs(x, self.net.dtype))
 
@@ -122,59 +120,30 @@ class NumpyNetBackend(Backend):
         """``W0`` as ``(n_features, n_units)``."""
         return None if self.net is None else self.net.weights[0].copy()
 
-    # -- save / load ------------------------------------------------------------------------
+    # -- save / restore ---------------------------------------------------------------------
     def save(self, directory: Path) -> dict[str, Any]:
         """Write ``weights.npz``; return the architecture for ``mnistfw_model.json``."""
         if self.net is None:
-            raise RuntimeError("numpy_net: nothing to save, call fit() first")
+            raise RuntimeError(f"{self.name}: nothing to save, call fit() first")
         write_weights(Path(directory) / WEIGHTS_FILE, self.net)
-        return {
-            "layers": self.net.sizes,
-            "activation": self.net.activation.name,
-            "leaky_slope": self.net.activation.slope,
-            "dropout": self.net.dropout,
-            "dtype": self.net.dtype.name,
-            "weights_file": WEIGHTS_FILE,
-        }
+        return {"layers": self.net.sizes, "dtype": self.net.dtype.name, "weights_file": WEIGHTS_FILE}
 
-    @classmethod
-    def load(cls, directory: Path, meta: dict[str, Any]) -> NumpyNetBackend:
-        """Rebuild the network saved in ``directory`` and check it against ``meta``."""
-        directory = Path(directory)
-        if meta.get("backend", cls.name) != cls.name:
-            raise ModelFormatError(
-                f"{directory} holds a {meta.get('backend')!r} model, not a numpy_net one; "
-                f"use model={meta.get('backend')}"
-            )
-        arch = meta.get("architecture") or {}
-        path = directory / str(arch.get("weights_file", WEIGHTS_FILE))
+    def restore(self, directory: Path, architecture: dict[str, Any]) -> None:
+        """Read ``weights.npz`` and check it against the saved architecture."""
+        path = Path(directory) / str(architecture.get("weights_file", WEIGHTS_FILE))
         if not path.is_file():
-            raise ModelFormatError(f"{directory} has no {path.name}: it is not a numpy_net model folder")
+            raise ModelFormatError(f"{directory} has no {path.name}: it is not a {self.name} model folder")
         arrays = read_weights(path)
         sizes = [int(n) for n in arrays["layers"]]
-        if arch.get("layers") is not None and [int(n) for n in arch["layers"]] != sizes:
+        saved = architecture.get("layers")
+        if saved is None or [int(n) for n in saved] != sizes or sizes[1:-1] != self.hidden_layers():
             raise ModelFormatError(
-                f"{path} holds layers {sizes} but {directory.name}/mnistfw_model.json says {list(arch['layers'])}; "
+                f"{path} holds layers {sizes} but {Path(directory).name}/mnistfw_model.json says {saved}; "
                 "the folder's files do not belong together: re-save the model"
             )
-        model = {
-            "backend": cls.name,
-            "hidden": sizes[1:-1],
-            "activation": arch.get("activation", "relu"),
-            "leaky_slope": arch.get("leaky_slope", 0.01),
-            "dtype": arch.get("dtype", "float32"),
-            "progress": False,
-        }
-        try:
-            backend = cls(OmegaConf.create({"seed": 0, "model": model}))
-        except ConfigError as exc:
-            raise ModelFormatError(f"{directory}/mnistfw_model.json has an invalid architecture ({exc})") from None
-        net = Network(
-            sizes, backend.settings.activation, leaky_slope=backend.settings.leaky_slope, dtype=backend.settings.dtype
-        )
+        net = self.build_network(sizes[0], sizes[-1], str(architecture.get("dtype", "float32")), dropout=0.0)
         net.load_state(arrays)
-        backend.net = net
-        return backend
+        self.net = net
 
 
 def _inputs(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -185,18 +154,10 @@ def _inputs(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def write_weights(path: Path, net: Network, extra: dict[str, np.ndarray] | None = None) -> None:
     """Save the network's arrays (``W0``, ``b0``, ...) plus its layer sizes and format tag, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"format": np.array(FORMAT_TAG), "layers": np.array(net.sizes, dtype=np.int64), **net.state()}
     arrays.update(extra or {})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
 
 
 def read_weights(path: Path) -> dict[str, np.ndarray]:

@@ -1,8 +1,10 @@
-"""Optimisers and learning-rate schedules.
+"""Optimisers: SGD (with momentum and Nesterov), Adam, AdamW and RMSprop.
 
 All parameters of the network live in one flat array (the layers hold views into it), and so
 do their gradients, so an optimiser step is a handful of in-place vector operations whatever
-the depth of the network. The update rules follow PyTorch's conventions.
+the depth of the network. The update rules follow PyTorch's conventions, so ``optimizer=...``
+means the same for this backend as for the Lightning one. Learning-rate schedules are shared
+by all backends: :mod:`mnistfw.backends.schedules`.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import math
 
 import numpy as np
 
-#: Optimiser names accepted in ``model.optimizer``, with the learning rate each gets by default.
-DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adam": 0.001}
+from mnistfw.config.vocabulary import OptimizerSettings
+
+#: The ``optimizer`` options this backend implements.
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 
 
 class Optimizer:
@@ -35,7 +39,7 @@ class SGD(Optimizer):
 
 
 class Momentum(Optimizer):
-    """Heavy-ball momentum: ``v <- mu v + g``; ``p <- p - lr v``.
+    """SGD with heavy-ball momentum: ``v <- mu v + g``; ``p <- p - lr v``.
 
     Nesterov's variant steps along ``g + mu v`` instead of ``v``.
     """
@@ -97,47 +101,66 @@ class Adam(Optimizer):
         self.params -= tmp
 
 
-def make_optimizer(name: str, params: np.ndarray, momentum: float, betas: tuple[float, float], eps: float) -> Optimizer:
-    """Build the optimiser called ``name`` (sgd, momentum, nesterov, adam) over ``params``."""
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019), as torch's ``AdamW``:
+    ``W <- W (1 - lr * weight_decay)`` on the weight matrices, then the Adam step."""
+
+    def __init__(self, params: np.ndarray, betas: tuple[float, float], eps: float, weight_decay: float,
+                 n_weights: int) -> None:
+        super().__init__(params, betas, eps)
+        self.weight_decay = float(weight_decay)
+        self.weights = params[:n_weights]  # the weights come first in the flat array; biases are not decayed
+
+    def step(self, grads: np.ndarray, lr: float) -> None:
+        if self.weight_decay:
+            self.weights *= 1.0 - lr * self.weight_decay
+        super().step(grads, lr)
+
+
+class RMSprop(Optimizer):
+    """RMSprop as torch's: ``s <- a s + (1 - a) g^2``; step ``g / (sqrt(s) + eps)``, with optional momentum."""
+
+    def __init__(self, params: np.ndarray, alpha: float, eps: float, momentum: float) -> None:
+        super().__init__(params)
+        self.alpha, self.eps, self.mu = float(alpha), float(eps), float(momentum)
+        self.square_avg = np.zeros_like(params)
+        self.buffer = np.zeros_like(params) if self.mu else None
+
+    def step(self, grads: np.ndarray, lr: float) -> None:
+        s, tmp = self.square_avg, self.tmp
+        s *= self.alpha
+        np.multiply(grads, grads, out=tmp)
+        tmp *= 1.0 - self.alpha
+        s += tmp
+        np.sqrt(s, out=tmp)
+        tmp += self.eps
+        np.divide(grads, tmp, out=tmp)
+        if self.buffer is not None:
+            self.buffer *= self.mu
+            self.buffer += tmp
+            np.multiply(self.buffer, lr, out=tmp)
+        else:
+            tmp *= lr
+        self.params -= tmp
+
+
+def make_optimizer(settings: OptimizerSettings, params: np.ndarray, n_weights: int) -> Optimizer:
+    """The optimiser ``settings`` describe, over the flat ``params`` (weights first, ``n_weights`` of them)."""
+    name = settings.name
     if name == "sgd":
+        if settings.momentum:
+            return Momentum(params, float(settings.momentum), nesterov=bool(settings.nesterov))
         return SGD(params)
-    if name in ("momentum", "nesterov"):
-        return Momentum(params, momentum, nesterov=name == "nesterov")
     if name == "adam":
-        return Adam(params, betas, eps)
-    raise ValueError(f"unknown optimizer {name!r}; use one of {', '.join(DEFAULT_LR)}")
+        return Adam(params, tuple(settings.betas), float(settings.eps))  # type: ignore[arg-type]
+    if name == "adamw":
+        return AdamW(params, tuple(settings.betas), float(settings.eps),  # type: ignore[arg-type]
+                     float(settings.weight_decay or 0.0), n_weights)
+    if name == "rmsprop":
+        return RMSprop(params, float(settings.alpha), float(settings.eps), float(settings.momentum or 0.0))
+    raise ValueError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
 
 
-#: Schedule names accepted in ``model.scheduler``.
-SCHEDULES = ("none", "step", "exponential", "cosine")
-
-
-def scheduled_lr(
-    name: str,
-    base_lr: float,
-    epoch: int,
-    epochs: int,
-    step_size: int = 10,
-    gamma: float = 0.1,
-    min_lr: float = 0.0,
-    warmup_epochs: int = 0,
-) -> float:
-    """Learning rate for 0-based ``epoch`` of ``epochs``.
-
-    step: ``lr * gamma^(epoch // step_size)``; exponential: ``lr * gamma^epoch``;
-    cosine: from ``lr`` towards ``min_lr`` along half a cosine over the run (PyTorch's
-    ``CosineAnnealingLR`` with ``T_max = epochs``).
-    ``warmup_epochs`` first ramps linearly up to the scheduled value.
-    """
-    if name == "step":
-        lr = base_lr * gamma ** (epoch // step_size)
-    elif name == "exponential":
-        lr = base_lr * gamma**epoch
-    elif name == "cosine":
-        span = max(epochs, 1)
-        lr = min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * min(epoch, span) / span))
-    else:
-        lr = base_lr
-    if epoch < warmup_epochs:
-        lr *= (epoch + 1) / (warmup_epochs + 1)
-    return float(lr)
+def coupled_weight_decay(settings: OptimizerSettings) -> float:
+    """The L2 penalty to add to the weights' gradients (AdamW decays them itself instead)."""
+    return 0.0 if settings.name == "adamw" else float(settings.weight_decay or 0.0)

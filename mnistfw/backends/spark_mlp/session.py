@@ -14,6 +14,7 @@ import re
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,3 +222,37 @@ def blas_name(spark: Any) -> str:
     except Exception:  # noqa: BLE001 - purely informative
         return "unknown"
     return f"native ({name})" if name.startswith("JNI") else f"java ({name})"
+
+
+@contextlib.contextmanager
+def job_progress(spark: Any, label: str, every_s: float = 30.0) -> Iterator[None]:
+    """Every ``every_s`` seconds, log how many Spark jobs (one per loss/gradient evaluation of
+    L-BFGS) the work inside this block has run so far."""
+    import threading
+    import time
+
+    sc = spark.sparkContext
+    tracker = sc.statusTracker()
+    group = f"mnistfw-{os.getpid()}-{time.monotonic_ns()}"
+    sc.setJobGroup(group, label)
+    stop = threading.Event()
+    start = time.perf_counter()
+
+    def watch() -> None:
+        while not stop.wait(every_s):
+            try:
+                jobs = len(tracker.getJobIdsForGroup(group))
+            except Exception:  # noqa: BLE001 - the session is going away
+                return
+            log.info("Spark MLP: %s: %d Spark jobs so far (%.0f s)", label, jobs, time.perf_counter() - start)
+
+    thread = threading.Thread(target=watch, name="spark-mlp-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        with contextlib.suppress(Exception):
+            sc.setLocalProperty("spark.jobGroup.id", None)
+            sc.setLocalProperty("spark.job.description", None)

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from mnistfw.config.validation import require
+from mnistfw.config.validation import Checked, Constraints, Each, Interval, Options, require
 
-SOLVERS = ("l-bfgs", "gd")
 FEATURES = ("array", "columns")
 TUNING = ("none", "cross_validator", "train_validation_split")
 TUNING_METRICS = ("f1", "accuracy", "weightedPrecision", "weightedRecall")
@@ -27,63 +26,51 @@ GRID_PARAMS = {
 
 
 @dataclass
-class SparkMLPConfig:
+class SparkMLPConfig(Checked):
     """``model=spark_mlp``: a ``pyspark.ml`` Pipeline of feature assembly, StandardScaler and
-    MultilayerPerceptronClassifier (sigmoid hidden layers, softmax output)."""
+    MultilayerPerceptronClassifier (sigmoid hidden layers, softmax output).
 
-    backend: str = "spark_mlp"
-    hidden: list[int] = field(default_factory=lambda: [256])
-    layers: list[int] | None = None
-    solver: str = "l-bfgs"
-    max_iter: int = 300
-    tol: float = 1e-6
-    block_size: int = 128
-    step_size: float = 0.03
-    features: str = "array"
-    standardize: bool = False
-    with_mean: bool = True
-    with_std: bool = True
-    report_every: int | None = 50
-    train_eval_rows: int = 5000
-    keep_best: bool = True
-    patience: int | None = None
-    tuning: str = "none"
-    tuning_metric: str = "f1"
-    num_folds: int = 3
-    train_ratio: float = 0.8
-    parallelism: int = 1
-    param_grid: dict[str, list[Any]] = field(default_factory=dict)
+    Iterations, validation cadence, early stopping, the kept model and the solver come from the
+    shared ``trainer`` and ``optimizer`` groups (``optimizer=lbfgs`` or ``optimizer=sgd``).
+    """
 
-    def __post_init__(self) -> None:
-        require(self.backend == "spark_mlp", "backend", "must be spark_mlp for model=spark_mlp")
-        require(all(h >= 1 for h in self.hidden), "hidden", "layer sizes must be >= 1, e.g. [256] or [300, 100]")
+    backend: str
+    hidden: list[int]
+    layers: list[int] | None
+    tol: float
+    block_size: int
+    features: str
+    standardize: bool
+    with_mean: bool
+    with_std: bool
+    train_eval_rows: int
+    tuning: str
+    tuning_metric: str
+    num_folds: int
+    train_ratio: float
+    parallelism: int
+    param_grid: dict[str, list[Any]]
+
+    constraints: ClassVar[Constraints] = {
+        "backend": Options("spark_mlp"),
+        "hidden": Each(Interval(1, None, integer=True)),
+        "tol": Interval(0, None),
+        "block_size": Interval(1, None, integer=True),
+        "features": Options(*FEATURES),
+        "train_eval_rows": Interval(0, None, integer=True),
+        "tuning": Options(*TUNING),
+        "tuning_metric": Options(*TUNING_METRICS),
+        "num_folds": Interval(2, None, integer=True),
+        "train_ratio": Interval(0, 1, open_low=True, open_high=True),
+        "parallelism": Interval(1, None, integer=True),
+    }
+
+    def check(self) -> None:
         require(
             self.layers is None or (len(self.layers) >= 2 and all(n >= 1 for n in self.layers)),
             "layers",
             "a full layer list [inputs, hidden..., classes] such as [784, 128, 64, 10], or null to use hidden",
         )
-        require(self.solver in SOLVERS, "solver", f"must be one of {', '.join(SOLVERS)}")
-        require(self.max_iter >= 1, "max_iter", "must be >= 1")
-        require(self.tol >= 0, "tol", "must be >= 0")
-        require(self.block_size >= 1, "block_size", "must be >= 1 (Spark's default is 128)")
-        require(self.step_size > 0, "step_size", "must be > 0")
-        require(self.features in FEATURES, "features", f"must be one of {', '.join(FEATURES)}")
-        require(
-            self.report_every is None or self.report_every >= 1,
-            "report_every",
-            "iterations per reporting step must be >= 1, or null for one uninterrupted fit",
-        )
-        require(
-            self.patience is None or self.patience >= 1,
-            "patience",
-            "reports without a better val/accuracy before stopping: >= 1, or null to run max_iter",
-        )
-        require(self.train_eval_rows >= 0, "train_eval_rows", "must be >= 0 (0 skips train/accuracy)")
-        require(self.tuning in TUNING, "tuning", f"must be one of {', '.join(TUNING)}")
-        require(self.tuning_metric in TUNING_METRICS, "tuning_metric", f"must be one of {', '.join(TUNING_METRICS)}")
-        require(self.num_folds >= 2, "num_folds", "must be >= 2")
-        require(0 < self.train_ratio < 1, "train_ratio", "must be between 0 and 1 (exclusive)")
-        require(self.parallelism >= 1, "parallelism", "must be >= 1")
         for key, values in self.param_grid.items():
             require(key in GRID_PARAMS, f"param_grid.{key}", f"unknown; tunable keys: {', '.join(GRID_PARAMS)}")
             require(
@@ -91,6 +78,8 @@ class SparkMLPConfig:
                 f"param_grid.{key}",
                 "must be a non-empty list of candidate values",
             )
+        require(not ("hidden" in self.param_grid and "layers" in self.param_grid), "param_grid",
+                "give either hidden or layers candidates, not both")
 
     def hidden_layers(self) -> list[int]:
         """Hidden layer sizes, from ``layers`` when given, else ``hidden``."""
@@ -101,11 +90,11 @@ class SparkMLPConfig:
 class DataPathConfig:
     """Files the executors read themselves instead of data shipped from the driver."""
 
-    train: str | None = None
-    val: str | None = None
-    test: str | None = None
-    format: str = "auto"
-    label_column: str = "label"
+    train: str | None
+    val: str | None
+    test: str | None
+    format: str
+    label_column: str
 
     def __post_init__(self) -> None:
         require(self.format in ("auto", "parquet", "csv"), "format", "must be auto, parquet or csv")
@@ -123,17 +112,17 @@ _MASTER_RE = re.compile(r"^(local(\[(\*|\d+)(,\s*\d+)?\])?|local-cluster\[.+\]|s
 class SparkConfig:
     """The ``spark`` group: how the SparkSession of a run is built."""
 
-    master: str = "local[*]"
-    app_name: str = "mnistfw"
-    driver_memory: str = "4g"
-    log_level: str = "ERROR"
-    ui: bool = False
-    partitions: int | None = None
-    transfer: str = "arrow"
-    cache_dir: str | None = None
-    data_path: DataPathConfig = field(default_factory=DataPathConfig)
-    connect_timeout: float = 5.0
-    conf: dict[str, Any] = field(default_factory=dict)
+    master: str
+    app_name: str
+    driver_memory: str
+    log_level: str
+    ui: bool
+    partitions: int | None
+    transfer: str
+    cache_dir: str | None
+    data_path: DataPathConfig
+    connect_timeout: float
+    conf: dict[str, Any]
 
     def __post_init__(self) -> None:
         require(

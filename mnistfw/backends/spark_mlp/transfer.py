@@ -8,17 +8,17 @@ back through Arrow too. No Python UDFs are involved, so executors need no Python
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mnistfw.data.dataset import Preprocessing
+from mnistfw.backends.spark_mlp.spark_settings import SparkConfig
+from mnistfw.data.dataset import Dataset, Preprocessing
 from mnistfw.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -95,12 +95,11 @@ def _parquet_cache(table: Any, x: np.ndarray, y: np.ndarray | None, cache_dir: P
     if path.is_file():
         log.debug("Spark data: reusing %s", path)
         return path
+    from mnistfw.io import atomic_path
+
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=cache_dir)
-        os.close(fd)
-        pq.write_table(table, tmp, row_group_size=10_000, compression="snappy")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp, row_group_size=10_000, compression="snappy")
     except OSError as exc:
         reason = exc.strerror or exc
         raise DataError(f"cannot write the Spark data cache {path}: {reason}; fix spark.cache_dir") from exc
@@ -165,3 +164,59 @@ def collect_proba(df: Any, n_classes: int, with_labels: bool = False) -> Any:
     if with_labels:
         return proba, table.column(LABEL).to_numpy()[order].astype(np.int64)
     return proba
+
+
+class Frames:
+    """The DataFrames of one run: built from NumPy arrays (or ``spark.data_path`` files), in the
+    layout the pipeline's first stage reads, and cached until :meth:`release`."""
+
+    def __init__(self, spark: Any, session: SparkConfig, features: str) -> None:
+        self.spark, self.session, self.features = spark, session, features
+        self._cached: list[Any] = []
+
+    def cache(self, df: Any) -> Any:
+        """``df.cache()``, remembered so :meth:`release` unpersists it."""
+        df = df.cache()
+        self._cached.append(df)
+        return df
+
+    def uncache(self, df: Any) -> None:
+        """Unpersist ``df`` now if this object cached it."""
+        if any(df is cached for cached in self._cached):
+            self._cached = [cached for cached in self._cached if cached is not df]
+            df.unpersist()
+
+    def release(self) -> None:
+        """Unpersist everything cached (safe when the session is already gone)."""
+        for df in self._cached:
+            with contextlib.suppress(Exception):
+                df.unpersist()
+        self._cached = []
+
+    def from_arrays(self, x: np.ndarray, y: np.ndarray | None, transfer: str | None = None) -> Any:
+        """A DataFrame of the inputs (and labels), sent the configured way."""
+        cfg = self.session
+        df = to_spark(self.spark, x, y, transfer=transfer or cfg.transfer, cache_dir=cfg.cache_dir,
+                      partitions=cfg.partitions)
+        return self.expanded(df, x.shape[1])
+
+    def expanded(self, df: Any, n_features: int) -> Any:
+        """``df`` with one column per pixel when the pipeline reads columns, cached.
+
+        Left lazy, the 784 array lookups are inlined into every later stage's expressions and
+        recomputed there: a prediction over per-pixel columns ran about 40x slower."""
+        from mnistfw.backends.spark_mlp.stages import expand_pixels
+
+        return self.cache(expand_pixels(df, n_features)) if self.features == "columns" else df
+
+    def split(self, data: Dataset, name: str) -> Any:
+        """Split ``name`` of ``data``, or of ``spark.data_path`` when that names a file for it; None if empty."""
+        path = getattr(self.session.data_path, name)
+        if path:
+            dp = self.session.data_path
+            df = read_files(self.spark, path, dp.format, dp.label_column, data.preprocessing)
+            if self.session.partitions:
+                df = df.repartition(self.session.partitions)
+            return self.expanded(df, data.info.n_features)
+        part = data.split(name)
+        return self.from_arrays(part.x, part.y) if len(part) else None

@@ -1,0 +1,103 @@
+"""One training run, as data flowing through::
+
+    run spec -> dataset -> backend.fit(on_epoch_end) -> record (predictions, evaluators,
+    metrics.json) -> saved model -> plots -> the objective value
+
+``on_epoch_end`` is composed here from the run's own callbacks (NaN guard, log line, early
+stopping) and the ones handed in by the caller (an Optuna sweep's pruning callback, a
+tracker): the core run knows nothing of sweeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mnistfw import __version__
+from mnistfw.app.recording import Recorder, log_metrics, objective_value
+from mnistfw.app.run_spec import RunSpec
+from mnistfw.backends.base import EpochCallback, save_model
+
+log = logging.getLogger("mnistfw")
+
+
+def compose_callbacks(*callbacks: EpochCallback | None) -> EpochCallback:
+    """One ``on_epoch_end`` that calls each non-None callback in order."""
+    active = [cb for cb in callbacks if cb is not None]
+
+    def on_epoch_end(epoch: int, metrics: Mapping[str, float]) -> None:
+        for cb in active:
+            cb(epoch, metrics)
+
+    return on_epoch_end
+
+
+def log_epoch(epoch: int, metrics: Mapping[str, float]) -> None:
+    """The per-epoch log line."""
+    shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k != "lr" and isinstance(v, float))
+    log.info("epoch %d  %s", epoch, shown)
+
+
+def nan_guard(epoch: int, metrics: Mapping[str, float]) -> None:
+    """Stop a run whose training loss is no longer a number."""
+    loss = metrics.get("train/loss")
+    if loss is not None and not math.isfinite(loss):
+        raise FloatingPointError(f"training loss is {loss} at epoch {epoch}; lower optimizer.lr")
+
+
+def run_callbacks(spec: RunSpec) -> list[EpochCallback]:
+    """The callbacks every training run has: NaN guard, log line, early stopping when configured."""
+    from mnistfw.backends.monitoring import EarlyStopping
+
+    callbacks: list[EpochCallback] = [nan_guard, log_epoch]
+    training = spec.context.training
+    if training is not None and training.trainer.early_stopping.patience:
+        callbacks.append(EarlyStopping(training.trainer.early_stopping, training.trainer.min_epochs))
+    return callbacks
+
+
+def train(spec: RunSpec, run_dir: Path, callbacks: Sequence[EpochCallback] = ()) -> float | list[float]:
+    """Run one training job into ``run_dir``; return the objective value(s)."""
+    from mnistfw.data.loading import load_dataset
+
+    t_start = time.perf_counter()
+    run_dir = Path(run_dir)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    data = load_dataset(spec.data, seed=spec.context.seed)
+    timings["load_s"] = round(time.perf_counter() - start, 3)
+    log.info("data: %s from %s  train/val/test = %d/%d/%d", data.info.name, data.info.source,
+             len(data.train), len(data.val), len(data.test))
+    recorder = Recorder(run_dir, spec.evaluators, spec.visualizers, spec.config)
+    with spec.make_backend() as backend:
+        start = time.perf_counter()
+        history = backend.fit(data, compose_callbacks(*run_callbacks(spec), *callbacks))
+        timings["fit_s"] = round(time.perf_counter() - start, 3)
+        metrics = recorder.measure(backend, data, spec.evaluation.splits)
+        result = objective_value(spec.objective, metrics)
+        if spec.save_model:
+            start = time.perf_counter()
+            save_model(backend, run_dir / "model", data.info, data.preprocessing)
+            timings["save_s"] = round(time.perf_counter() - start, 3)
+        summary: dict[str, Any] = {
+            "objective": {"name": list(spec.objective) if len(spec.objective) > 1 else spec.objective[0],
+                          "value": result},
+            "data": data.info.to_dict(),
+            "model": {"backend": backend.name, "details": backend.fit_details()},
+            "history": history,
+            "seed": spec.context.seed,
+            "mnistfw_version": __version__,
+        }
+        recorder.timings = {**timings, **recorder.timings}
+        recorder.write(summary)
+        recorder.draw(backend, data, history)
+        recorder.timings["total_s"] = round(time.perf_counter() - t_start, 3)
+        recorder.write(summary)
+    log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
+    log.info("timings: %s", "  ".join(f"{k}={v:.1f}s" for k, v in recorder.timings.items()))
+    log.info("run folder: %s", run_dir)
+    return result
