@@ -55,6 +55,8 @@ def sweep(name: str, out: Path, opts: argparse.Namespace, extra: list[str]) -> d
         f"hydra.sweeper.n_trials={opts.n_trials}", f"hydra.sweeper.sampler.seed={opts.seed}",
         f"trainer.max_epochs={opts.max_epochs}", "visualization=none", "save_model=false", "logger=none",
         "hydra.sweeper.plots=true",
+        # a study of its own for each arm, so that neither continues the other's
+        f"hydra.sweeper.storage=sqlite:///{out / name}.db", f"hydra.sweeper.study_name=bench-{name}",
     ]
     if opts.limit_train:
         args.append(f"data.limit_train={opts.limit_train}")
