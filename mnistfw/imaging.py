@@ -13,13 +13,10 @@ Steps: grayscale (transparent pixels become background) -> invert when the backg
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import warnings
-import zlib
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
@@ -142,59 +139,18 @@ def read_idx_images(path: Path | str, image_shape: tuple[int, int] | None = None
 
     A file holding one image ``(h, w)`` gives ``(1, h, w)``. With ``image_shape`` the header must
     announce images of that size (checked before the pixels are read). Every problem is an
-    :class:`ImageReadError` naming the file; a compressed file is never inflated past its header's size.
+    :class:`ImageReadError` naming the file; the parser is :func:`mnistfw.data.idx.parse`.
     """
+    from mnistfw.data.idx import IdxError, parse
+
     path = Path(path)
     try:
-        with open(path, "rb") as raw:
-            compressed = raw.read(2) == b"\x1f\x8b"
-            raw.seek(0)
-            fh = gzip.GzipFile(fileobj=raw) if compressed else raw
-            head = fh.read(4)
-            if len(head) < 4 or head[:2] != b"\0\0":
-                raise ImageReadError(f"{path.name}: not an IDX file (wrong magic number)")
-            dtype_code, ndim = head[2], head[3]
-            if dtype_code != 0x08:
-                raise ImageReadError(f"{path.name}: IDX data type 0x{dtype_code:02x} is not unsigned bytes (0x08)")
-            if ndim not in (2, 3):
-                raise ImageReadError(
-                    f"{path.name}: IDX file has {ndim} dimension(s); expected images (n, h, w) or one image (h, w)"
-                )
-            header = fh.read(4 * ndim)
-            if len(header) < 4 * ndim:
-                raise ImageReadError(f"{path.name}: IDX file is truncated (the header is incomplete)")
-            dims = [int.from_bytes(header[4 * i : 4 * i + 4], "big") for i in range(ndim)]
-            if image_shape is not None and tuple(dims[-2:]) != tuple(image_shape):
-                raise ImageReadError(
-                    f"{path.name}: IDX images are {dims[-2]}x{dims[-1]}, the model expects "
-                    f"{image_shape[0]}x{image_shape[1]}"
-                )
-            expected = int(np.prod(dims))
-            data = _read_at_most(fh, expected + 1)  # one byte more tells a padded file
-    except (OSError, EOFError, zlib.error) as exc:
+        images = parse(path, (3, 2), image_shape)
+    except IdxError as exc:
+        raise ImageReadError(f"{path.name}: {exc}") from None
+    except OSError as exc:
         raise ImageReadError(f"{path.name}: not a readable IDX file ({_first_line(exc)})") from None
-    if len(data) != expected:
-        state = "truncated" if len(data) < expected else "padded"
-        raise ImageReadError(
-            f"{path.name}: IDX file is {state} ({'at least ' if len(data) > expected else ''}{len(data)} bytes of "
-            f"data, header says {' x '.join(map(str, dims))} = {expected})"
-        )
-    if expected == 0:
-        raise ImageReadError(f"{path.name}: IDX file holds no images")
-    images = np.frombuffer(data, dtype=np.uint8).reshape(dims)
-    return images[None] if ndim == 2 else images
-
-
-def _read_at_most(fh: BinaryIO, limit: int) -> bytes:
-    """Up to ``limit`` bytes, read in blocks (memory grows with the data, not with ``limit``)."""
-    blocks, total = [], 0
-    while total < limit:
-        block = fh.read(min(1 << 22, limit - total))
-        if not block:
-            break
-        blocks.append(block)
-        total += len(block)
-    return b"".join(blocks)
+    return images[None] if images.ndim == 2 else images
 
 
 def read_npy_images(path: Path | str, image_shape: tuple[int, int] = (28, 28)) -> np.ndarray:

@@ -328,3 +328,19 @@ def test_failed_run_keeps_the_working_folder(tmp_path: Path) -> None:
     result = run_cli("mnistfw-predict", f"run_dir={tmp_path / 'missing'}", "inputs=x.png", "hydra.run.dir=.", cwd=here)
     assert result.returncode == 2 and "error: run_dir:" in result.stderr
     assert here.is_dir() and (here / ".hydra").is_dir()
+
+
+def test_eval_takes_config_dir_anywhere_on_its_command_line(workdir: Path, logreg_run: Path, tmp_path: Path) -> None:
+    """--config-dir (the user's own config options) before or after the overrides, as mnistfw-train takes it."""
+    mine = tmp_path / "my_configs" / "evaluation"
+    mine.mkdir(parents=True)
+    (mine / "accuracy_only.yaml").write_text("splits: [test]\nevaluators:\n  accuracy: {}\n")
+    for n, args in enumerate((["--config-dir", str(mine.parent), f"run_dir={logreg_run}", "evaluation=accuracy_only"],
+                              [f"run_dir={logreg_run}", "evaluation=accuracy_only", "--config-dir", str(mine.parent)])):
+        result, out = _cli(workdir, "mnistfw-eval", f"evals/config_dir{n}", *args, "visualization=none")
+        assert result.returncode == 0, result.stderr[-2000:]
+        metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+        assert set(metrics) == {"test/accuracy"}
+    result, _ = _cli(workdir, "mnistfw-eval", "evals/config_dir_missing", f"run_dir={logreg_run}",
+                     "evaluation=accuracy_only")
+    assert result.returncode == 2 and "evaluation=accuracy_only: no such option" in result.stderr

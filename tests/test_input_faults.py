@@ -475,8 +475,8 @@ BAD = {
     "archive.npy": "holds several arrays (.npz)",
     "small-idx3-ubyte": "IDX images are 27x27, the model expects 28x28",
     "short-idx3-ubyte.gz": "truncated",
-    "huge-header-idx3-ubyte": "IDX file is truncated",
-    "labels-idx1-ubyte": "IDX file has 1 dimension(s)",
+    "huge-header-idx3-ubyte": "truncated: the header says 1000000000 x 28 x 28",
+    "labels-idx1-ubyte": "an IDX labels file, 1 dimension(s)",
     "zero-idx3-ubyte": "not an IDX file",
 }
 

@@ -2,94 +2,111 @@
 
 An images file is a big-endian int32 magic 2051, then count, rows and columns, then one
 unsigned byte per pixel; a labels file is magic 2049, then count, then one byte per label.
-Every structural problem is a one-line :class:`DataError` naming the file and the fix.
+:func:`parse` is the one IDX parser (training data and ``mnistfw-predict`` inputs both use it);
+for the dataset files every structural problem is a one-line :class:`DataError` naming the file
+and the fix.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from mnistfw.errors import DataError
-from mnistfw.io import publish
+from mnistfw.io import write_bytes
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
-_KIND = {IMAGES_MAGIC: "images", LABELS_MAGIC: "labels"}
+#: What each IDX magic number of unsigned bytes holds (the last byte is the number of dimensions).
+_KIND = {IMAGES_MAGIC: "images", LABELS_MAGIC: "labels", 2050: "single-image"}
 _FIX = "delete it and download it again"
+_BLOCK = 1 << 22
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The decompressed content of ``path`` (gzip when it starts with the gzip magic)."""
+class IdxError(ValueError):
+    """What is wrong with an IDX file (without a fix: the dataset and predict readers add their own)."""
+
+
+def parse(path: Path, ndims: tuple[int, ...], image_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The one IDX parser: header first, then at most the bytes the header announces.
+
+    ``ndims`` are the accepted numbers of dimensions (3: images, 2: one image, 1: labels). A gzip
+    file is inflated as a stream, so a lying header or a decompression bomb never makes it
+    allocate more than the header's size (plus one byte to tell a padded file). Raises
+    :class:`IdxError` for a damaged or foreign file and ``OSError`` when it cannot be read.
+    """
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        fh = gzip.GzipFile(fileobj=raw) if compressed else raw
+        try:
+            return _parse_stream(fh, ndims, image_shape)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise IdxError(f"truncated or corrupt gzip file ({exc})") from None
+
+
+def _parse_stream(fh: BinaryIO, ndims: tuple[int, ...], image_shape: tuple[int, int] | None) -> np.ndarray:
+    head = fh.read(4)
+    if len(head) < 4:
+        raise IdxError(f"not an IDX file: only {len(head)} bytes, shorter than an IDX header")
+    (magic,) = struct.unpack(">i", head)
+    if head[:2] != b"\0\0" or head[2] != 0x08 or not 1 <= head[3] <= 3:
+        raise IdxError(f"not an IDX file of unsigned bytes (wrong magic number {magic})")
+    ndim = head[3]
+    if ndim not in ndims:
+        wanted = " or ".join(f"{_KIND[0x800 + n]} ({n} dimension(s), magic {0x800 + n})" for n in ndims)
+        raise IdxError(f"wrong magic number {magic} (an IDX {_KIND[magic]} file, {ndim} dimension(s)); "
+                       f"expected {wanted}")
+    header = fh.read(4 * ndim)
+    if len(header) < 4 * ndim:
+        raise IdxError(f"truncated: shorter than an IDX {_KIND[magic]} header")
+    dims = struct.unpack(f">{ndim}i", header)
+    if any(d <= 0 for d in dims):
+        raise IdxError(f"invalid IDX dimensions {dims} in the header (an empty or corrupt file)")
+    if image_shape is not None and ndim >= 2 and tuple(dims[-2:]) != tuple(image_shape):
+        raise IdxError(f"IDX images are {dims[-2]}x{dims[-1]}, the model expects {image_shape[0]}x{image_shape[1]}")
+    expected = int(np.prod(dims, dtype=np.int64))
+    blocks, total = [], 0
+    while total <= expected:  # one byte more than announced tells a padded file
+        block = fh.read(min(_BLOCK, expected + 1 - total))
+        if not block:
+            break
+        blocks.append(block)
+        total += len(block)
+    if total != expected:
+        state = "truncated" if total < expected else "longer than its header says"
+        raise IdxError(f"{state}: the header says {' x '.join(map(str, dims))} = {expected} bytes of data, "
+                       f"found {'more' if total > expected else total}")
+    return np.frombuffer(b"".join(blocks), dtype=np.uint8).reshape(dims)
+
+
+def _read(path: Path, ndim: int) -> np.ndarray:
+    """Parse one dataset file; every problem is a DataError naming it and the fix."""
     try:
-        data = path.read_bytes()
+        return parse(path, (ndim,))
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if data[:2] != b"\x1f\x8b":
-        return data
-    try:
-        # One zlib call is the fastest path for the usual single-member file.
-        d = zlib.decompressobj(wbits=31)
-        out = d.decompress(data)
-        if d.eof and not d.unused_data:
-            return out
-        if not d.eof:
-            raise EOFError("compressed data ended before the end-of-stream marker")
-        return gzip.decompress(data)  # several gzip members
-    except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
-        raise DataError(f"{path}: truncated or corrupt gzip file ({exc}); {_FIX}") from None
-
-
-def _header(path: Path, data: bytes, magic: int, ndim: int) -> tuple[int, ...]:
-    size = 4 + 4 * ndim
-    if len(data) >= 4:
-        (found,) = struct.unpack(">i", data[:4])
-        if found != magic:
-            what = f" (an IDX {_KIND[found]} file)" if found in _KIND else ""
-            raise DataError(
-                f"{path}: wrong magic number {found}{what}; an IDX {_KIND[magic]} file starts with {magic}. "
-                f"Wrong or corrupt file: {_FIX}"
-            )
-    if len(data) < size:
-        raise DataError(
-            f"{path}: only {len(data)} bytes, shorter than an IDX {_KIND[magic]} header; file truncated, {_FIX}"
-        )
-    dims = struct.unpack(f">{ndim}i", data[4:size])
-    if any(d <= 0 for d in dims):
-        raise DataError(f"{path}: invalid IDX dimensions {dims} in the header; corrupt file, {_FIX}")
-    expected = size + int(np.prod(dims))
-    if len(data) != expected:
-        state = "truncated" if len(data) < expected else "longer than its header says"
-        raise DataError(
-            f"{path}: {state}: header says {' x '.join(map(str, dims))} = {expected - size} bytes of data, "
-            f"found {len(data) - size}; {_FIX}"
-        )
-    return tuple(dims)
+    except IdxError as exc:
+        raise DataError(f"{path}: {exc}; corrupt or wrong file, {_FIX}") from None
 
 
 def read_images(path: str | os.PathLike[str]) -> np.ndarray:
     """Images from an IDX images file as a read-only ``uint8`` array ``(n, rows, cols)``."""
-    path = Path(path)
-    data = _read_bytes(path)
-    n, rows, cols = _header(path, data, IMAGES_MAGIC, 3)
-    return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, rows, cols)
+    return _read(Path(path), 3)
 
 
 def read_labels(path: str | os.PathLike[str], n_classes: int | None = 10) -> np.ndarray:
     """Labels from an IDX labels file as ``int64`` ``(n,)``, checked to lie in ``[0, n_classes)``."""
     path = Path(path)
-    data = _read_bytes(path)
-    _header(path, data, LABELS_MAGIC, 1)
-    labels = np.frombuffer(data, dtype=np.uint8, offset=8)
+    labels = _read(path, 1)
     if n_classes is not None and len(labels) and int(labels.max()) >= n_classes:
         bad = int(np.argmax(labels >= n_classes))
         raise DataError(
@@ -115,17 +132,7 @@ def write_labels(path: str | os.PathLike[str], labels: np.ndarray) -> Path:
 
 
 def _write(path: Path, payload: bytes) -> Path:
-    """Write through a temporary sibling and an atomic rename (permissions from the umask)."""
+    """Write atomically (gzip-compressed when the name ends in ``.gz``)."""
     if path.name.endswith(".gz"):
         payload = gzip.compress(payload, compresslevel=6, mtime=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        publish(tmp, path)  # the usual permissions, not mkstemp's 0600
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_bytes(path, payload)

@@ -151,6 +151,7 @@ class MLPModule(pl.LightningModule):
         self._optimizer = OptimizerSettings(**optimizer)
         self._scheduler = SchedulerSettings(**scheduler)
         self._plateau: Plateau | None = None
+        self._schedule_per_step = self._scheduler.name == "onecycle"
         self.net = build_mlp(n_features, n_classes, list(hidden), activation, batch_norm, dropout)
         self.loss_fn = nn.CrossEntropyLoss()
         self.epoch_callback: EpochCallback | None = None
@@ -189,7 +190,7 @@ class MLPModule(pl.LightningModule):
         if self._clip_norm:
             self.clip_gradients(opt, gradient_clip_val=self._clip_norm, gradient_clip_algorithm="norm")
         opt.step()
-        if self._scheduler.name == "onecycle":
+        if self._schedule_per_step:
             self.lr_schedulers().step()
         sums = self._sums
         with torch.no_grad():
