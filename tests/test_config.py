@@ -241,3 +241,12 @@ def test_data_schema_defaults_agree_with_the_default_data_option() -> None:
         assert default == value, (key, default, value)
         compared += 1
     assert compared >= 8
+
+
+def test_hydra_value_options_may_stand_anywhere_among_the_overrides() -> None:
+    from mnistfw.cli.hydra_app import options_first
+
+    argv = ["data=mnist_sample", "--config-dir", "mine", "model=x", "--config-name=train", "-m", "a=1"]
+    assert options_first(argv) == ["--config-dir", "mine", "--config-name=train", "data=mnist_sample", "model=x",
+                                   "-m", "a=1"]
+    assert options_first(["--cfg", "job", "a=1"]) == ["--cfg", "job", "a=1"]

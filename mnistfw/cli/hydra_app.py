@@ -139,6 +139,34 @@ def _fail(run_dir: Path, message: str, status: int) -> None:
     sys.exit(status)
 
 
+#: Hydra's options that take a value: they may stand anywhere among the overrides.
+_VALUE_OPTIONS = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--experimental-rerun")
+
+
+def options_first(argv: Sequence[str]) -> list[str]:
+    """``argv`` with Hydra's value-taking options moved before the overrides.
+
+    argparse reads the overrides as one run of positional arguments, so ``a=1 --config-dir d b=2``
+    would leave ``b=2`` unrecognised; moved to the front, the options may stand anywhere.
+    """
+    options: list[str] = []
+    rest: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in _VALUE_OPTIONS and i + 1 < len(args):
+            options += [arg, args[i + 1]]
+            i += 2
+            continue
+        if any(arg.startswith(f"{name}=") for name in _VALUE_OPTIONS if name.startswith("--")):
+            options.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return options + rest
+
+
 def hydra_entry(config_name: str, run: RunFunction) -> Callable[[], Any]:
     """A console-script ``main`` running ``run(cfg, run_dir, epoch_callbacks)`` under ``@hydra.main``.
 
@@ -152,6 +180,7 @@ def hydra_entry(config_name: str, run: RunFunction) -> Callable[[], Any]:
         from mnistfw.config.location import config_dir
 
         user_wants_full_errors = "HYDRA_FULL_ERROR" in os.environ
+        sys.argv[1:] = options_first(sys.argv[1:])
         # Let Hydra raise instead of printing, so the message can be made one line here.
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")
         task = HydraTask(run)
