@@ -109,3 +109,12 @@ def test_tf_lifecycle_tune_runs_a_small_search(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     finished = [p for p in (tmp_path / "tune").iterdir() if (p / "metrics.json").is_file()]
     assert len(finished) == 2
+
+
+def test_numpy_founding_runs_a_few_full_batch_iterations(tmp_path: Path) -> None:
+    result = run_cli("mnistfw-train", "experiment=numpy_founding", "data=mnist_sample", "trainer.max_epochs=3",
+                     "visualization=none", "hydra.run.dir=founding", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "founding" / "metrics.json").read_text())
+    assert summary["model"]["backend"] == "numpy_net" and len(summary["history"]) == 3
+    assert summary["data"]["sizes"] == {"train": 3000, "val": 1000, "test": 1000}  # 80/20, the sample's own test

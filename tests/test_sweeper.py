@@ -692,3 +692,21 @@ def test_worker_lock_serialises_asks(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert not overlap.is_set()
+
+
+def test_one_mlp_search_space_drives_the_numpy_network(tmp_path: Path) -> None:
+    """hparams_search=mlp_optuna (written in the shared vocabulary) runs unchanged with model=numpy_net."""
+    sweep = tmp_path / "sweep"
+    proc = run_cli("mnistfw-train", "-m", "hparams_search=mlp_optuna", "model=numpy_net", "data=mnist_sample",
+                   "visualization=none", "save_model=false", "evaluation=minimal", "trainer.max_epochs=2",
+                   "hydra.sweeper.n_trials=2", "hydra.sweeper.plots=false", f"hydra.sweep.dir={sweep}",
+                   f"paths.log_dir={tmp_path / 'logs'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = results(sweep)
+    assert res["finished"] == 2 and res["epochs_reported"] == 4
+    assert {"optimizer", "optimizer.lr", "trainer.batch_size", "model.hidden.length"} <= set(res["best_params"])
+    for trial in (0, 1):
+        saved = json.loads((sweep / str(trial) / "metrics.json").read_text())
+        assert saved["model"]["backend"] == "numpy_net"
+    # The study is kept beside the sweep folder, named after the task and the model.
+    assert (tmp_path / "mlp_optuna-numpy_net.db").is_file()
