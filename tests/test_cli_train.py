@@ -50,6 +50,8 @@ def test_default_run_writes_metrics_model_log_and_plots(default_run) -> None:
         cm = m["metrics"][f"{split}/confusion_matrix"]
         assert len(cm) == 10 and sum(map(sum, cm)) == m["data"]["sizes"][split]
     assert m["metrics"]["test/accuracy"] > 0.5, "one epoch on 3,500 images clearly beats chance"
+    assert m["model"]["backend"] == "lightning_mlp"
+    assert m["model"]["n_parameters"] == 784 * 512 + 512 + 512 * 256 + 256 + 256 * 10 + 10
     assert {"load_s", "fit_s", "eval_s", "total_s"} <= set(m["timings"])
     assert len(m["history"]) == 1 and {"train/loss", "val/accuracy"} <= set(m["history"][0])
     assert (run_dir / ".hydra" / "config.yaml").is_file()

@@ -142,6 +142,10 @@ class Backend(ABC):
         """First dense layer's weights as ``(n_features, n_units)``, for weight plots; None if n/a."""
         return None
 
+    def n_parameters(self) -> int | None:
+        """Trainable numbers in the fitted model (recorded in ``metrics.json``); None if not counted."""
+        return None
+
     # -- persistence ----------------------------------------------------------------------
     @abstractmethod
     def save(self, directory: Path) -> dict[str, Any]:

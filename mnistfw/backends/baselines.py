@@ -62,6 +62,9 @@ class MajorityBackend(Backend):
         on_epoch_end(1, metrics)
         return [{"epoch": 1, **metrics}]
 
+    def n_parameters(self) -> int | None:
+        return None if self.prior is None else int(self.prior.size)
+
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         if self.prior is None:
             raise RuntimeError("baseline_majority: call fit() or load() before predicting")

@@ -227,6 +227,9 @@ class LightningMLPBackend(Backend):
             return None
         return self.net[0].weight.detach().cpu().numpy().T.copy()
 
+    def n_parameters(self) -> int | None:
+        return None if self.net is None else sum(int(p.numel()) for p in self.net.parameters() if p.requires_grad)
+
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()

@@ -120,6 +120,9 @@ class NumpyNetBackend(Backend):
         """``W0`` as ``(n_features, n_units)``."""
         return None if self.net is None else self.net.weights[0].copy()
 
+    def n_parameters(self) -> int | None:
+        return None if self.net is None else int(self.net.params.size)
+
     # -- save / restore ---------------------------------------------------------------------
     def save(self, directory: Path) -> dict[str, Any]:
         """Write ``weights.npz``; return the architecture for ``mnistfw_model.json``."""

@@ -186,6 +186,12 @@ class SparkMLPBackend(Backend):
         # Spark stores each affine layer as a column-major (n_out, n_in) matrix, then the bias.
         return w[: n_in * n_out].reshape((n_out, n_in), order="F").T.copy()
 
+    def n_parameters(self) -> int | None:
+        """Weights and biases of the MLP: the sum over layers of (inputs + 1) x outputs."""
+        if not self.layers:
+            return None
+        return sum((a + 1) * b for a, b in zip(self.layers[:-1], self.layers[1:]))
+
     # -- persistence -----------------------------------------------------------------------
     def save(self, directory: Path) -> dict[str, Any]:
         """Write the ``PipelineModel`` into ``directory/spark_model``; return the architecture."""
