@@ -29,3 +29,7 @@ class ModelFormatError(MnistfwError):
 
 class BackendUnavailableError(MnistfwError):
     """A backend's runtime requirement (e.g. Java for Spark) is missing."""
+
+
+class TrainingError(MnistfwError):
+    """Training cannot go on (the loss diverged); the message says which setting to change."""

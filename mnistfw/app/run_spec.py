@@ -60,8 +60,10 @@ class RunSpec:
     evaluators: dict[str, Any]
     visualizers: dict[str, Any]
     save_model: bool
-    #: The composed config as plain data (for plugins and the tracker).
+    #: The composed config as plain data (for plugins and the trackers).
     config: dict[str, Any]
+    #: The trackers of the ``logger`` section, not started yet.
+    trackers: list[Any]
 
     @property
     def objective(self) -> tuple[str, ...]:
@@ -132,6 +134,7 @@ def build_run_spec(cfg: DictConfig, run_dir: Path | None, user_keys: set[str] | 
     from mnistfw import registry
     from mnistfw.app.unread_keys import refuse_unread
     from mnistfw.data.data_settings import DataConfig
+    from mnistfw.trackers.tracker import build_trackers
 
     unknown = sorted(set(cfg.keys()) - TOP_LEVEL_KEYS - {"hydra"})
     if unknown:
@@ -159,12 +162,14 @@ def build_run_spec(cfg: DictConfig, run_dir: Path | None, user_keys: set[str] | 
                    if visualization.enabled else {})
     _check_objective(objective, evaluation, evaluators, backend_cls.extra_metric_names(settings))
     resume = _resume_path(cfg, backend_cls)
+    trackers = build_trackers(OmegaConf.to_container(cfg.logger, resolve=True) if cfg.get("logger") else None)
     context = RunContext(seed=int(seed), run_dir=run_dir, objective=objective, training=training, resume_from=resume)
     return RunSpec(
         data=data, backend_cls=backend_cls, settings=settings, sections=sections, context=context,
         evaluation=evaluation, evaluators=evaluators, visualizers=visualizers,
         save_model=bool(cfg.get("save_model", True)),
         config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
+        trackers=trackers,
     )
 
 

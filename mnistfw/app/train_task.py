@@ -44,9 +44,12 @@ def log_epoch(epoch: int, metrics: Mapping[str, float]) -> None:
 
 def nan_guard(epoch: int, metrics: Mapping[str, float]) -> None:
     """Stop a run whose training loss is no longer a number."""
+    from mnistfw.errors import TrainingError
+
     loss = metrics.get("train/loss")
     if loss is not None and not math.isfinite(loss):
-        raise FloatingPointError(f"training loss is {loss} at epoch {epoch}; lower optimizer.lr")
+        raise TrainingError(f"training loss is {loss} at epoch {epoch}: training diverged; lower optimizer.lr "
+                            "(or set trainer.gradient_clip_val)")
 
 
 def run_callbacks(spec: RunSpec) -> list[EpochCallback]:
@@ -73,9 +76,10 @@ def train(spec: RunSpec, run_dir: Path, callbacks: Sequence[EpochCallback] = ())
     log.info("data: %s from %s  train/val/test = %d/%d/%d", data.info.name, data.info.source,
              len(data.train), len(data.val), len(data.test))
     recorder = Recorder(run_dir, spec.evaluators, spec.visualizers, spec.config)
-    with spec.make_backend() as backend:
+    trackers = Trackers(spec, run_dir)
+    with spec.make_backend() as backend, trackers:
         start = time.perf_counter()
-        history = backend.fit(data, compose_callbacks(*run_callbacks(spec), *callbacks))
+        history = backend.fit(data, compose_callbacks(*run_callbacks(spec), *trackers.callbacks, *callbacks))
         timings["fit_s"] = round(time.perf_counter() - start, 3)
         metrics = recorder.measure(backend, data, spec.evaluation.splits)
         result = objective_value(spec.objective, metrics)
@@ -95,10 +99,55 @@ def train(spec: RunSpec, run_dir: Path, callbacks: Sequence[EpochCallback] = ())
         }
         recorder.timings = {**timings, **recorder.timings}
         recorder.write(summary)
-        recorder.draw(backend, data, history)
+        plots = recorder.draw(backend, data, history)
         recorder.timings["total_s"] = round(time.perf_counter() - t_start, 3)
         recorder.write(summary)
+        trackers.finished(metrics, [run_dir / "metrics.json", *plots])
     log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
     log.info("timings: %s", "  ".join(f"{k}={v:.1f}s" for k, v in recorder.timings.items()))
     log.info("run folder: %s", run_dir)
     return result
+
+
+class Trackers:
+    """The run's trackers: started before the fit, fed each epoch, finished with how the run ended.
+
+    As a context manager it marks the trackers' runs FAILED (an error) or KILLED (Ctrl-C, a pruned
+    trial) when the block ends by an exception before :meth:`finished`.
+    """
+
+    def __init__(self, spec: RunSpec, run_dir: Path) -> None:
+        from mnistfw.trackers.tracker import TrackedRun
+
+        self.trackers = list(spec.trackers)
+        name = f"{spec.config.get('task_name', 'train')}/{run_dir.name}"
+        self.run = TrackedRun(name=name, run_dir=run_dir, backend=spec.backend_cls.name, config=spec.config)
+        self.done = False
+
+    @property
+    def callbacks(self) -> list[EpochCallback]:
+        return list(self.trackers)
+
+    def __enter__(self) -> Trackers:
+        for tracker in self.trackers:
+            tracker.start(self.run)
+        return self
+
+    def finished(self, metrics: Mapping[str, Any], files: Sequence[Path]) -> None:
+        numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        self._finish(numbers, files, "FINISHED")
+        self.done = True
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if self.done or kind is None:
+            return
+        interrupted = issubclass(kind, KeyboardInterrupt) or kind.__name__ == "TrialPruned"
+        self._finish({}, [], "KILLED" if interrupted else "FAILED")
+
+    def _finish(self, metrics: Mapping[str, float], files: Sequence[Path], status: str) -> None:
+        for tracker in self.trackers:
+            try:
+                tracker.finish(metrics, [f for f in files if f.is_file()], status)
+            except Exception as exc:  # noqa: BLE001 - the run's own files are written already
+                log.warning("tracker %s could not record the end of the run: %s: %s", tracker.name,
+                            type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")

@@ -20,7 +20,7 @@ from mnistfw.errors import ConfigError
 
 #: Top-level keys every backend reads (their contents are checked by their own schemas).
 ALWAYS_READ = frozenset({"task_name", "seed", "objective", "save_model", "paths", "data", "model", "evaluation",
-                         "visualization", "hydra"})
+                         "visualization", "logger", "hydra"})
 TRAINING_GROUPS = ("trainer", "optimizer", "scheduler")
 
 

@@ -127,7 +127,6 @@ class TrainerSettings(Checked):
     devices: Any
     strategy: str
     num_nodes: int
-    log_every_n_steps: int
     num_sanity_val_steps: int
 
     constraints: ClassVar[Constraints] = {
@@ -139,7 +138,6 @@ class TrainerSettings(Checked):
         "gradient_clip_val": Interval(0, None, open_low=True, none_ok=True, meaning_of_none="no clipping"),
         "precision": Options(*PRECISIONS),
         "num_nodes": Interval(1, None, integer=True),
-        "log_every_n_steps": Interval(1, None, integer=True),
         "num_sanity_val_steps": Interval(0, None, integer=True),
     }
 
@@ -281,5 +279,5 @@ SHARED_TRAINER_KEYS = frozenset({
 })
 #: The trainer keys only Lightning's Trainer has.
 LIGHTNING_TRAINER_KEYS = frozenset({
-    "accelerator", "devices", "strategy", "num_nodes", "log_every_n_steps", "num_sanity_val_steps",
+    "accelerator", "devices", "strategy", "num_nodes", "num_sanity_val_steps",
 })

@@ -2,7 +2,8 @@
 
 The ``model`` section describes the network; the shared ``trainer`` settings become Lightning's
 ``Trainer`` arguments one for one, the ``optimizer``/``scheduler`` settings the module's
-optimiser and schedule, and ``logger`` its loggers.
+optimiser and schedule. The run's trackers (``logger``) are fed through ``on_epoch_end`` as for
+every backend, so the Trainer itself logs nowhere.
 """
 
 from __future__ import annotations
@@ -35,14 +36,11 @@ class LightningMLPBackend(Backend):
         trainer=SHARED_TRAINER_KEYS | LIGHTNING_TRAINER_KEYS,
         optimizers=("sgd", "adam", "adamw", "rmsprop"),
         schedulers=("none", "cosine", "step", "exponential", "plateau", "onecycle"),
-        sections=frozenset({"logger", "ckpt_path"}),
+        sections=frozenset({"ckpt_path"}),
     )
-    section_schemas: ClassVar[dict[str, type]] = {"logger": dict}
 
-    def __init__(self, settings: LightningMLPSettings, context: RunContext, logger: dict[str, Any] | None = None,
-                 **sections: Any) -> None:
+    def __init__(self, settings: LightningMLPSettings, context: RunContext, **sections: Any) -> None:
         super().__init__(settings, context, **sections)
-        self.logger_settings = logger or {}
         self.net: Any = None
         self.architecture: dict[str, Any] = {}
 
@@ -89,11 +87,11 @@ class LightningMLPBackend(Backend):
             )
         trainer = pl.Trainer(
             callbacks=self._callbacks(training),
-            logger=self._loggers(),
+            logger=False,  # the run's trackers get every epoch through on_epoch_end
             default_root_dir=str(self.context.run_dir) if self.context.run_dir else None,
             enable_model_summary=False,
             enable_checkpointing=self.context.run_dir is not None,
-            **self._trainer_kwargs(training, len(train)),
+            **self._trainer_kwargs(training),
         )
         resume = str(self.context.resume_from) if self.context.resume_from else None
         try:
@@ -108,7 +106,7 @@ class LightningMLPBackend(Backend):
         return module.history
 
     @staticmethod
-    def _trainer_kwargs(training: Training, steps_per_epoch: int) -> dict[str, Any]:
+    def _trainer_kwargs(training: Training) -> dict[str, Any]:
         """Lightning ``Trainer`` arguments from the shared ``trainer`` settings."""
         t = training.trainer
         return {
@@ -123,7 +121,6 @@ class LightningMLPBackend(Backend):
             "limit_train_batches": 1.0 if t.limit_train_batches is None else t.limit_train_batches,
             "limit_val_batches": 1.0 if t.limit_val_batches is None else t.limit_val_batches,
             "deterministic": t.deterministic,
-            "log_every_n_steps": min(t.log_every_n_steps, steps_per_epoch),
             "enable_progress_bar": t.enable_progress_bar,
             "num_sanity_val_steps": t.num_sanity_val_steps,
         }
@@ -153,13 +150,6 @@ class LightningMLPBackend(Backend):
             )
             callbacks.append(SaveOnInterrupt(ckpt_dir / "last.ckpt"))
         return callbacks
-
-    def _loggers(self) -> list[Any] | bool:
-        if self.context.run_dir is None:
-            return False
-        from mnistfw.backends.lightning_mlp.loggers import build_loggers
-
-        return build_loggers(self.logger_settings) or False
 
     def _restore_best(self, module: Any, trainer: Any) -> None:
         import torch
