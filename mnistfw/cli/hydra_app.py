@@ -47,11 +47,15 @@ def format_hydra_error(exc: BaseException) -> str:
     return first
 
 
-def describe_os_error(exc: OSError) -> str:
-    """One line for a disk or permission fault, naming the path and the fix."""
+def describe_os_error(exc: OSError, run_dir: Path | None = None) -> str:
+    """One line for a disk or permission fault, naming the path and the fix.
+
+    A copy or move names its destination (``filename2``: where the space ran out); an error that
+    names no file at all is reported against the run folder being written.
+    """
     import errno
 
-    where = exc.filename or "a file"
+    where = exc.filename2 or exc.filename or (f"writing into {run_dir}" if run_dir else "a file")
     reason = exc.strerror or type(exc).__name__
     fixes = {
         errno.ENOSPC: "free some space or point MNISTFW_OUTPUT_DIR (or paths.log_dir) at another disk",
@@ -125,7 +129,7 @@ class HydraTask:
         except KeyboardInterrupt:
             _fail(run_dir, INTERRUPTED, 130)
         except (MnistfwError, OSError) as exc:
-            _fail(run_dir, str(exc) if isinstance(exc, MnistfwError) else describe_os_error(exc), 2)
+            _fail(run_dir, str(exc) if isinstance(exc, MnistfwError) else describe_os_error(exc, run_dir), 2)
 
 
 INTERRUPTED = "interrupted (Ctrl-C); what was finished is kept (see the log for any checkpoint to resume from)"

@@ -85,7 +85,10 @@ class LightningMLPBackend(Backend):
                 data.info.image_shape, s.augment.shift, s.augment.rotation, s.augment.scale,
                 data.preprocessing.mean, data.preprocessing.std,
             )
+        from mnistfw.backends.lightning_mlp.callbacks import AtomicCheckpointIO
+
         trainer = pl.Trainer(
+            plugins=[AtomicCheckpointIO()],
             callbacks=self._callbacks(training),
             logger=False,  # the run's trackers get every epoch through on_epoch_end
             default_root_dir=str(self.context.run_dir) if self.context.run_dir else None,
@@ -171,12 +174,10 @@ class LightningMLPBackend(Backend):
         return predict_proba(self.net, x)
 
     def save(self, directory: Path) -> dict[str, Any]:
-        import torch
+        from mnistfw.backends.lightning_mlp.callbacks import torch_bytes
+        from mnistfw.io import write_bytes
 
-        from mnistfw.io import atomic_path
-
-        with atomic_path(Path(directory) / WEIGHTS_FILE) as tmp:
-            torch.save(self.net.state_dict(), tmp)
+        write_bytes(Path(directory) / WEIGHTS_FILE, torch_bytes(self.net.state_dict()))
         return dict(self.architecture)
 
     def restore(self, directory: Path, architecture: dict[str, Any]) -> None:
