@@ -21,8 +21,8 @@ def _can_mount_tmpfs(tmp_path: Path) -> bool:
         return False
     probe = tmp_path / "probe"
     probe.mkdir()
-    proc = subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {probe}"],
-                          capture_output=True)
+    mount = f"mount -t tmpfs -o size=64k tmpfs {probe}"
+    proc = subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-c", mount], capture_output=True)
     return proc.returncode == 0
 
 
