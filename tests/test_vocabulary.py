@@ -108,3 +108,27 @@ def test_validation_cadence(blobs: Dataset, backend: str) -> None:
     backend_from([*_model(backend), *QUIET, "trainer.max_epochs=4", "trainer.check_val_every_n_epoch=2"]).fit(
         blobs, lambda e, m: seen.append(dict(m)))
     assert ["val/accuracy" in m for m in seen] == [False, True, False, True]
+
+
+def test_weight_decay_applies_to_weight_matrices_only_in_both_gradient_backends() -> None:
+    pytest.importorskip("torch")
+    from mnistfw.backends.lightning_mlp.lightning_module import build_mlp, make_optimizer
+    from mnistfw.backends.numpy_net.network import Network
+    from mnistfw.config.vocabulary import OptimizerSettings
+
+    settings = OptimizerSettings(name="sgd", lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.5)
+    net = build_mlp(4, 3, [5], "relu", False, 0.0)
+    opt = make_optimizer(settings, net)
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] == 0.5 for p in g["params"]}
+    assert decayed == {id(p) for p in net.parameters() if p.ndim == 2}
+    # NumPy: the penalty's gradient reaches the weights, not the biases.
+    numpy_net = Network([4, 5, 3], "relu", dtype="float64")
+    numpy_net.initialize("he", np.random.default_rng(0))
+    numpy_net.forward(np.zeros((2, 4)), training=True)
+    numpy_net.backward(np.array([0, 1]), 0.0)
+    plain = numpy_net.grads.copy()
+    numpy_net.forward(np.zeros((2, 4)), training=True)
+    numpy_net.backward(np.array([0, 1]), 0.5)
+    delta = numpy_net.grads - plain
+    np.testing.assert_allclose(delta[: numpy_net.n_weights], 0.5 * numpy_net.params[: numpy_net.n_weights])
+    assert not delta[numpy_net.n_weights :].any()

@@ -276,11 +276,12 @@ def make_optimizer(settings: OptimizerSettings, net: nn.Module) -> torch.optim.O
     """The torch optimiser ``settings`` name, with weight decay on the weight matrices only (not
     biases or batch-norm parameters), as the NumPy backend does."""
     cls, keys = _OPTIMIZERS[settings.name]
-    decay = [p for p in net.parameters() if p.ndim >= 2]
-    no_decay = [p for p in net.parameters() if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": float(settings.weight_decay or 0.0)},
-              {"params": no_decay, "weight_decay": 0.0}]
     kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k in keys if (v := getattr(settings, k)) is not None}
+    decay = float(settings.weight_decay or 0.0)
+    if not decay:  # one parameter group: a second one costs about 0.2 ms per step on a CPU
+        return cls(net.parameters(), lr=float(settings.lr), weight_decay=0.0, **kwargs)  # type: ignore[arg-type]
+    groups = [{"params": [p for p in net.parameters() if p.ndim >= 2], "weight_decay": decay},
+              {"params": [p for p in net.parameters() if p.ndim < 2], "weight_decay": 0.0}]
     return cls(groups, lr=float(settings.lr), **kwargs)  # type: ignore[arg-type]
 
 
