@@ -18,11 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from mnistfw import __version__
+from mnistfw.app.processes import is_primary_process
 from mnistfw.app.recording import Recorder, log_metrics, objective_value
 from mnistfw.app.run_spec import RunSpec
 from mnistfw.backends.base import EpochCallback, save_model
 
 log = logging.getLogger("mnistfw")
+
+
+def _rank() -> str:
+    import os
+
+    return os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or "?"
 
 
 def compose_callbacks(*callbacks: EpochCallback | None) -> EpochCallback:
@@ -76,11 +83,15 @@ def train(spec: RunSpec, run_dir: Path, callbacks: Sequence[EpochCallback] = ())
     log.info("data: %s from %s  train/val/test = %d/%d/%d", data.info.name, data.info.source,
              len(data.train), len(data.val), len(data.test))
     recorder = Recorder(run_dir, spec.evaluators, spec.visualizers, spec.config)
-    trackers = Trackers(spec, run_dir)
+    primary = is_primary_process()  # in a multi-process (DDP) run, only rank 0 records and writes
+    trackers = Trackers(spec, run_dir) if primary else Trackers.none(spec, run_dir)
     with spec.make_backend() as backend, trackers:
         start = time.perf_counter()
         history = backend.fit(data, compose_callbacks(*run_callbacks(spec), *trackers.callbacks, *callbacks))
         timings["fit_s"] = round(time.perf_counter() - start, 3)
+        if not primary:
+            log.info("rank %s finished its part of the training; rank 0 records the run", _rank())
+            return float("nan")
         metrics = recorder.measure(backend, data, spec.evaluation.splits)
         result = objective_value(spec.objective, metrics)
         if spec.save_model:
@@ -116,13 +127,18 @@ class Trackers:
     trial) when the block ends by an exception before :meth:`finished`.
     """
 
-    def __init__(self, spec: RunSpec, run_dir: Path) -> None:
+    def __init__(self, spec: RunSpec, run_dir: Path, trackers: Sequence[Any] | None = None) -> None:
         from mnistfw.trackers.tracker import TrackedRun
 
-        self.trackers = list(spec.trackers)
+        self.trackers = list(spec.trackers if trackers is None else trackers)
         name = f"{spec.config.get('task_name', 'train')}/{run_dir.name}"
         self.run = TrackedRun(name=name, run_dir=run_dir, backend=spec.backend_cls.name, config=spec.config)
         self.done = False
+
+    @classmethod
+    def none(cls, spec: RunSpec, run_dir: Path) -> Trackers:
+        """No trackers (a process other than rank 0 of a multi-process run)."""
+        return cls(spec, run_dir, trackers=[])
 
     @property
     def callbacks(self) -> list[EpochCallback]:

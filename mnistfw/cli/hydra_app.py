@@ -82,7 +82,14 @@ def _to_log_files(message: str) -> None:
 
 
 def _discard_if_bare(run_dir: Path) -> None:
-    """Remove a failed run's folder when it holds only Hydra's bookkeeping (``.hydra/``, logs)."""
+    """Remove a failed run's folder when it holds only Hydra's bookkeeping (``.hydra/``, logs).
+
+    Only the primary process does: the other processes of a DDP run share rank 0's folder.
+    """
+    from mnistfw.app.processes import is_primary_process
+
+    if not is_primary_process():
+        return
     try:
         if not run_dir.is_dir():
             return
@@ -120,8 +127,12 @@ class HydraTask:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
+        from mnistfw.app.processes import is_primary_process
+
         hc = HydraConfig.get()
         run_dir = Path(hc.runtime.output_dir)
+        if not is_primary_process():  # the other processes of a DDP run: warnings and errors only
+            logging.getLogger("mnistfw").setLevel(logging.WARNING)
         if hc.mode == RunMode.MULTIRUN:
             return self.run(cfg, run_dir, self.epoch_callbacks)
         try:

@@ -62,7 +62,9 @@ class LightningMLPBackend(Backend):
         batch = t.batch_size or len(data.train)
         train = TensorBatches(torch.from_numpy(data.train.x), torch.from_numpy(data.train.y), batch, shuffle=True,
                               seed=seed)
-        val = TensorBatches(torch.from_numpy(data.val.x), torch.from_numpy(data.val.y), 1024, shuffle=False)
+        # Every rank validates on all rows: the metrics agree on every rank without a reduction.
+        val = TensorBatches(torch.from_numpy(data.val.x), torch.from_numpy(data.val.y), 1024, shuffle=False,
+                            shard=False)
         self.architecture = {
             "n_features": data.info.n_features,
             "n_classes": data.info.n_classes,

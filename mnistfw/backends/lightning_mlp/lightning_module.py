@@ -51,21 +51,54 @@ def build_mlp(
     return nn.Sequential(*layers)
 
 
-class TensorBatches:
-    """Whole batches sliced from in-memory tensors, reshuffled each epoch (no per-sample Dataset)."""
+def process_group() -> tuple[int, int]:
+    """``(rank, world size)`` of the running DistributedDataParallel group, ``(0, 1)`` outside one."""
+    import torch.distributed as dist
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0) -> None:
-        self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class TensorBatches:
+    """Whole batches sliced from in-memory tensors, reshuffled each epoch (no per-sample Dataset).
+
+    Under DistributedDataParallel (``trainer=ddp``) every rank draws the same seeded permutation
+    for the epoch and takes its own shard of it (``order[rank::world_size]``, padded by wrapping
+    around to equal lengths, as ``DistributedSampler`` does), so the shards are disjoint, cover the
+    training split, and change every epoch. ``shard=False`` (validation) gives every rank all rows.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0,
+                 shard: bool = True) -> None:
+        self.x, self.y, self.batch_size, self.shuffle, self.shard = x, y, batch_size, shuffle, shard
         self.generator = torch.Generator().manual_seed(seed)
 
+    def rows(self) -> int:
+        """Rows this process sees per epoch."""
+        rank, world = process_group() if self.shard else (0, 1)
+        return -(-len(self.y) // world)
+
     def __len__(self) -> int:
-        return (len(self.y) + self.batch_size - 1) // self.batch_size
+        return -(-self.rows() // self.batch_size)
+
+    def order(self) -> torch.Tensor:
+        """This process's row indices for the next epoch (advances the shared generator)."""
+        n = len(self.y)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        rank, world = process_group() if self.shard else (0, 1)
+        if world == 1:
+            return order
+        per_rank = -(-n // world)
+        padded = torch.cat([order, order[: per_rank * world - n]])
+        return padded[rank::world]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         x, y = self.x, self.y
-        if self.shuffle:
-            order = torch.randperm(len(y), generator=self.generator)
-            x, y = x[order], y[order]
+        if self.shuffle or self.shard:
+            order = self.order()
+            if self.shuffle or len(order) != len(y):
+                x, y = x[order], y[order]
         for start in range(0, len(y), self.batch_size):
             yield x[start : start + self.batch_size], y[start : start + self.batch_size]
 
@@ -216,6 +249,11 @@ class MLPModule(pl.LightningModule):
         self.log_dict(self._val_metrics, prog_bar=True)
 
     def on_train_epoch_end(self) -> None:
+        if self.trainer.world_size > 1:  # every rank trained on its own shard: add them up
+            strategy = self.trainer.strategy
+            for key in ("loss", "correct"):
+                self._sums[key] = strategy.reduce(self._sums[key].float(), reduce_op="sum")
+            self._sums["seen"] = int(strategy.reduce(torch.tensor(float(self._sums["seen"])), reduce_op="sum"))
         seen = max(self._sums["seen"], 1)
         optimizer = self.trainer.optimizers[0]
         metrics = {
