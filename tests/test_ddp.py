@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 from pathlib import Path
@@ -40,12 +41,13 @@ def test_each_rank_gets_its_own_shard_of_every_epoch() -> None:
     mp.start_processes(_shards, args=(world, _free_port(), n, queue), nprocs=world, start_method="spawn")
     results = sorted(queue.get() for _ in range(world))
     lengths = {length for _, length, _ in results}
-    assert lengths == {-(-(-(-n // world)) // 8)}  # equal batch counts on every rank: DDP needs them
+    per_rank = math.ceil(n / world)
+    assert lengths == {math.ceil(per_rank / 8)}  # equal batch counts on every rank: DDP needs them
     for epoch in range(2):
         shards = [set(epochs[epoch]) for _, _, epochs in results]
         assert shards[0] | shards[1] == set(range(n))  # together they cover the training split
         assert len(shards[0] & shards[1]) <= 1  # disjoint but for the one padded row
-        assert all(len(epochs[epoch]) == -(-n // world) for _, _, epochs in results)
+        assert all(len(epochs[epoch]) == per_rank for _, _, epochs in results)
     assert results[0][2][0] != results[0][2][1]  # a new permutation every epoch
 
 
