@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 
 
@@ -38,3 +40,28 @@ def test_wheel_ships_configs_and_composes(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert f"CONFIGS {target / 'mnistfw' / 'configs'}" in proc.stdout
     assert "backend: numpy_net" in proc.stdout
+
+
+@pytest.mark.slow
+def test_core_install_has_no_spark_and_trains_the_default(tmp_path: Path) -> None:
+    """A fresh venv with `pip install -c constraints.txt .` (no extras): no pyspark, the default config
+    trains, and model=spark_mlp says in one line what to install."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-c", str(REPO / "constraints.txt"), str(REPO)],
+                         capture_output=True, text=True, timeout=1800)
+    assert pip.returncode == 0, pip.stderr[-3000:]
+    python = str(venv / "bin" / "python")
+    probe = subprocess.run([python, "-c", "import importlib.util as u; print(u.find_spec('pyspark') is None)"],
+                           capture_output=True, text=True)
+    assert probe.stdout.strip() == "True"
+    env = {**os.environ, "MNISTFW_DATA_DIR": str(tmp_path / "no-data")}
+    train = subprocess.run([str(venv / "bin" / "mnistfw-train"), "trainer.max_epochs=1", "visualization=none"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert list(tmp_path.glob("outputs/train/runs/*/metrics.json"))
+    spark = subprocess.run([str(venv / "bin" / "mnistfw-train"), "model=spark_mlp"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert spark.returncode == 2
+    assert spark.stderr.strip() == ("error: model=spark_mlp needs the 'pyspark' package; "
+                                    "pip install 'mnistfw[spark]'")

@@ -146,6 +146,7 @@ def build_run_spec(cfg: DictConfig, run_dir: Path | None, user_keys: set[str] | 
     if not backend_name:
         raise ConfigError("model.backend: missing; choose a model with model=<name> (see configs/model/)")
     backend_cls: type[Backend] = registry.load("backend", str(backend_name))
+    backend_cls.check_installed()
     if user_keys:
         refuse_unread(backend_cls, user_keys)
     data = validate_section(cfg.data, DataConfig, "data", f"data={cfg.data.get('name', '?')}")

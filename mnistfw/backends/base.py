@@ -99,6 +99,20 @@ class Backend(ABC):
     section_schemas: ClassVar[dict[str, type]] = {}
     #: Whether the first weight matrix maps pixels straight to classes (softmax regression).
     first_layer_is_output: ClassVar[bool] = False
+    #: Python packages it needs beyond mnistfw's own, with what to pip install for each.
+    requires: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def check_installed(cls) -> None:
+        """One line saying what to install when a package this backend needs is missing."""
+        import importlib.util
+
+        from mnistfw.errors import BackendUnavailableError
+
+        for package, install in cls.requires.items():
+            if importlib.util.find_spec(package) is None:
+                raise BackendUnavailableError(f"model={cls.name} needs the '{package}' package; "
+                                              f"pip install '{install}'")
 
     def __init__(self, settings: Any, context: RunContext, **sections: Any) -> None:
         self.settings = settings
@@ -308,6 +322,7 @@ def load_model(directory: Path | str, **sections: Any) -> LoadedModel:
     directory = Path(directory)
     meta = read_model_meta(directory)
     backend_cls = registry.load("backend", meta.backend)
+    backend_cls.check_installed()
     wanted = {k: v for k, v in sections.items() if k in backend_cls.section_schemas}
     backend = backend_cls.load(directory, meta, **wanted)
     return LoadedModel(backend, meta)

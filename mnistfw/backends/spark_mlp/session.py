@@ -168,10 +168,10 @@ def start_session(cfg: SparkConfig, reuse: bool = True) -> SessionHandle:
         from pyspark import SparkContext
         from pyspark.sql import SparkSession
     except ImportError as exc:
-        raise BackendUnavailableError(f"model=spark_mlp needs pyspark ({exc}); pip install 'pyspark>=4.0'") from None
+        raise BackendUnavailableError(f"model=spark_mlp needs pyspark ({exc}); pip install 'mnistfw[spark]'") from None
     if int(pyspark.__version__.split(".")[0]) < 4:
         raise BackendUnavailableError(
-            f"model=spark_mlp needs pyspark 4.0+ (found {pyspark.__version__}); pip install -U 'pyspark>=4.0'"
+            f"model=spark_mlp needs pyspark 4.0+ (found {pyspark.__version__}); pip install -U 'mnistfw[spark]'"
         )
     if reuse:
         existing = active_session(cfg.master)

@@ -46,6 +46,7 @@ class SparkMLPBackend(Backend):
         sections=frozenset({"spark"}),
     )
     section_schemas: ClassVar[dict[str, type]] = {"spark": SparkConfig}
+    requires: ClassVar[dict[str, str]] = {"pyspark": "mnistfw[spark]"}
 
     def __init__(self, settings: SparkMLPConfig, context: RunContext, spark: SparkConfig | None = None,
                  **sections: Any) -> None:
