@@ -257,3 +257,25 @@ def test_hydra_value_options_may_stand_anywhere_among_the_overrides() -> None:
     assert options_first(argv) == ["--config-dir", "mine", "--config-name=train", "data=mnist_sample", "model=x",
                                    "-m", "a=1"]
     assert options_first(["--cfg", "job", "a=1"]) == ["--cfg", "job", "a=1"]
+
+
+def test_help_lists_the_same_groups_as_hydra_and_the_users_own(tmp_path: Path) -> None:
+    """mnistfw's --help (built from one composition) shows the groups Hydra's own help would, plus --config-dir's."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+
+    from mnistfw.cli.hydra_app import config_groups
+
+    hydra = Hydra.create_main_hydra2(task_name="t", config_search_path=create_config_search_path(str(config_dir())))
+    expected = {g: sorted(hydra.config_loader.get_group_options(g)) for g in hydra.list_all_config_groups()
+                if g != "hydra" and not g.startswith("hydra/")}
+    assert config_groups([config_dir()]) == dict(sorted(expected.items()))
+
+    mine = tmp_path / "my_configs" / "evaluation"
+    mine.mkdir(parents=True)
+    (mine / "accuracy_only.yaml").write_text("splits: [test]\nevaluators:\n  accuracy: {}\n")
+    proc = run_cli("mnistfw-train", "--help", "evaluation=accuracy_only", "--config-dir", str(mine.parent),
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "evaluation: accuracy_only, default, minimal" in proc.stdout
+    assert "evaluation:\n  splits:\n  - test\n  evaluators:\n    accuracy: {}" in proc.stdout

@@ -182,6 +182,63 @@ def options_first(argv: Sequence[str]) -> list[str]:
     return options + rest
 
 
+def _value_of(argv: Sequence[str], *names: str) -> list[str]:
+    """Every value given for the options ``names`` (``--x v`` or ``--x=v``)."""
+    found: list[str] = []
+    for i, arg in enumerate(argv):
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                found.append(argv[i + 1])
+            elif arg.startswith(f"{name}="):
+                found.append(arg.split("=", 1)[1])
+    return found
+
+
+def config_groups(folders: Sequence[Path]) -> dict[str, list[str]]:
+    """``{group: options}`` of the config folders (sub-folders holding .yaml files), Hydra's own excluded."""
+    groups: dict[str, set[str]] = {}
+    for folder in folders:
+        for path in folder.rglob("*.yaml"):
+            group = path.parent.relative_to(folder).as_posix()
+            if group != "." and group != "hydra" and not group.startswith("hydra/"):
+                groups.setdefault(group, set()).add(path.stem)
+    return {group: sorted(options) for group, options in sorted(groups.items())}
+
+
+def fast_help(config_name: str, argv: Sequence[str]) -> str:
+    """Hydra's ``--help`` page, built from one composition and a scan of the config folders.
+
+    Hydra's own help lists every config group, its own included, through a fresh copy of its
+    config repository per group, which takes seconds; this gives the same page in a fraction of it.
+    """
+    import string
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf, open_dict
+
+    from mnistfw.config.location import config_dir
+
+    extra = [Path(p).expanduser().resolve() for p in _value_of(argv, "--config-dir", "-cd")]
+    overrides = [a for a in argv if "=" in a and not a.startswith("-") and a not in _value_of(argv, "--config-dir")]
+    if extra:
+        overrides.append(f"hydra.searchpath=[{','.join(f'file://{p}' for p in extra)}]")
+    name = (_value_of(argv, "--config-name", "-cn") or [config_name])[-1]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(name, overrides=overrides, return_hydra_config=True)
+    template = str(cfg.hydra.help.template)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    groups = config_groups([config_dir(), *extra])
+    return string.Template(template).safe_substitute(
+        APP_CONFIG_GROUPS="\n".join(f"{group}: {', '.join(options)}" for group, options in groups.items()),
+        CONFIG=OmegaConf.to_yaml(cfg),
+        FLAGS_HELP="--help, --hydra-help, --cfg job|hydra|all, --config-dir DIR, --config-name NAME, -m/--multirun",
+        HYDRA_CONFIG_GROUPS="(see --hydra-help)",
+    )
+
+
 def hydra_entry(config_name: str, run: RunFunction) -> Callable[[], Any]:
     """A console-script ``main`` running ``run(cfg, run_dir, epoch_callbacks)`` under ``@hydra.main``.
 
@@ -196,6 +253,15 @@ def hydra_entry(config_name: str, run: RunFunction) -> Callable[[], Any]:
 
         user_wants_full_errors = "HYDRA_FULL_ERROR" in os.environ
         sys.argv[1:] = options_first(sys.argv[1:])
+        if any(arg in ("--help", "-h") for arg in sys.argv[1:]):
+            try:
+                print(fast_help(config_name, sys.argv[1:]), flush=True)
+            except HydraException as exc:
+                print(f"error: {format_hydra_error(exc)}", file=sys.stderr)
+                sys.exit(2)
+            except BrokenPipeError:  # e.g. `mnistfw-train --help | head`
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return None
         # Let Hydra raise instead of printing, so the message can be made one line here.
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")
         task = HydraTask(run)
