@@ -59,6 +59,15 @@ def nan_guard(epoch: int, metrics: Mapping[str, float]) -> None:
                             "(or set trainer.gradient_clip_val)")
 
 
+def prepare_plotting() -> None:
+    """Import matplotlib in the background while the model trains (it takes most of a second)."""
+    import threading
+
+    from mnistfw.visualizers._style import pyplot
+
+    threading.Thread(target=pyplot, name="import-matplotlib", daemon=True).start()
+
+
 def run_callbacks(spec: RunSpec) -> list[EpochCallback]:
     """The callbacks every training run has: NaN guard, log line, early stopping when configured."""
     from mnistfw.backends.monitoring import EarlyStopping
@@ -83,6 +92,8 @@ def train(spec: RunSpec, run_dir: Path, callbacks: Sequence[EpochCallback] = ())
     log.info("data: %s from %s  train/val/test = %d/%d/%d", data.info.name, data.info.source,
              len(data.train), len(data.val), len(data.test))
     recorder = Recorder(run_dir, spec.evaluators, spec.visualizers, spec.config)
+    if spec.visualizers:
+        prepare_plotting()
     primary = is_primary_process()  # in a multi-process (DDP) run, only rank 0 records and writes
     trackers = Trackers(spec, run_dir) if primary else Trackers.none(spec, run_dir)
     with spec.make_backend() as backend, trackers:

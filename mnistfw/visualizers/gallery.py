@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistfw.contract import RunArtifacts, Visualizer, save_figure
-from mnistfw.visualizers._style import pyplot
+from mnistfw.visualizers._style import image_sheet
 
 log = logging.getLogger(__name__)
 
@@ -44,24 +44,13 @@ class MisclassifiedGallery(Visualizer):
         shown = wrong[: self.n]
         images = run.data.split(self.split).images
         names = run.data.info.class_names
-        cols = int(np.ceil(np.sqrt(len(shown))))
-        rows = int(np.ceil(len(shown) / cols))
-        plt = pyplot()
-        fig, axes = plt.subplots(
-            rows, cols, figsize=(1.35 * cols, 1.55 * rows + 0.4), squeeze=False, layout="constrained"
-        )
-        for ax, i in zip(axes.ravel(), shown):
-            ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=255)
-            p = pred.proba[i, pred.y_pred[i]]
-            ax.set_title(f"{names[pred.y_true[i]]}→{names[pred.y_pred[i]]} {p:.0%}", fontsize=8, color="red")
-            ax.set_xticks([])
-            ax.set_yticks([])
-        for ax in axes.ravel()[len(shown) :]:
-            ax.axis("off")
+        captions = [f"{names[pred.y_true[i]]}→{names[pred.y_pred[i]]} {pred.proba[i, pred.y_pred[i]]:.0%}"
+                    for i in shown]
         total = len(pred.y_true)
-        fig.suptitle(
+        fig = image_sheet(
+            images[shown], captions,
             f"{self.split}: {len(wrong)} of {total:,} misclassified ({len(wrong) / total:.2%}); "
             f"true→predicted, {'most confident first' if self.order == 'confidence' else self.order}",
-            fontsize=9,
+            colors=["red"] * len(shown),
         )
         return [save_figure(fig, run.plots_dir / f"misclassified_{self.split}.png")]

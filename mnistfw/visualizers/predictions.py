@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistfw.contract import RunArtifacts, Visualizer, save_figure
-from mnistfw.visualizers._style import pyplot
+from mnistfw.visualizers._style import image_sheet
 
 
 class PredictionGrid(Visualizer):
@@ -29,27 +29,13 @@ class PredictionGrid(Visualizer):
             wrong = idx[pred.y_pred[idx] != pred.y_true[idx]]
             idx = np.concatenate([wrong, idx[pred.y_pred[idx] == pred.y_true[idx]]])
         idx = idx[: self.n]
-        cols = int(np.ceil(np.sqrt(len(idx))))
-        rows = int(np.ceil(len(idx) / cols))
-        plt = pyplot()
-        fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows))
         names = run.data.info.class_names
-        for ax, i in zip(np.atleast_1d(axes).ravel(), idx):
-            ok = pred.y_pred[i] == pred.y_true[i]
-            ax.imshow(images[i], cmap="gray_r")
-            conf = pred.proba[i, pred.y_pred[i]]
-            ax.set_title(
-                f"{names[pred.y_pred[i]]} ({names[pred.y_true[i]]}) {conf:.0%}",
-                fontsize=8, color="black" if ok else "red",
-            )
-            if not ok:
-                for spine in ax.spines.values():
-                    spine.set_edgecolor("red")
-                    spine.set_linewidth(2)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        for ax in np.atleast_1d(axes).ravel()[len(idx):]:
-            ax.axis("off")
-        n_wrong = int(np.sum(pred.y_pred[idx] != pred.y_true[idx]))
-        fig.suptitle(f"{self.split} predictions: predicted (true) confidence — {n_wrong} wrong in red", fontsize=10)
+        ok = pred.y_pred[idx] == pred.y_true[idx]
+        captions = [f"{names[pred.y_pred[i]]} ({names[pred.y_true[i]]}) {pred.proba[i, pred.y_pred[i]]:.0%}"
+                    for i in idx]
+        fig = image_sheet(
+            images[idx], captions,
+            f"{self.split} predictions: predicted (true) confidence — {int((~ok).sum())} wrong in red",
+            colors=["black" if good else "red" for good in ok], framed=[not good for good in ok],
+        )
         return [save_figure(fig, run.plots_dir / f"prediction_grid_{self.split}.png")]

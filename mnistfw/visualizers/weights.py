@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistfw.contract import RunArtifacts, Visualizer, save_figure
-from mnistfw.visualizers._style import pyplot
+from mnistfw.visualizers._style import image_sheet
 
 log = logging.getLogger(__name__)
 
@@ -39,32 +39,21 @@ class FirstLayerWeights(Visualizer):
             log.info("first_layer_weights: weights of shape %s are not images, skipped", weights.shape)
             return []
         units = min(self.n, weights.shape[1])
-        cols = math.ceil(math.sqrt(units))
-        rows = math.ceil(units / cols)
-        plt = pyplot()
-        fig, axes = plt.subplots(
-            rows, cols, figsize=(1.1 * cols, 1.1 * rows + 0.5), squeeze=False, layout="constrained"
-        )
         # A linear model's columns are the classes themselves (it says so): label them.
         labelled = (
             run.data is not None
-            and getattr(run.model, "first_layer_is_output", False)
+            and run.model is not None
+            and run.model.first_layer_is_output
             and weights.shape[1] == run.data.info.n_classes
         )
-        for u, ax in enumerate(axes.ravel()):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if u >= units:
-                ax.axis("off")
-                continue
-            w = weights[:, u].reshape(shape)
-            lim = float(np.abs(w).max()) or 1.0
-            ax.imshow(w, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-            if labelled:
-                ax.set_title(run.data.info.class_names[u], fontsize=8)
-        fig.suptitle(
-            f"First-layer weights: {units} of {weights.shape[1]} units ({run.model.name}); red +, blue −",
-            fontsize=9,
+        tiles = weights[:, :units].T.reshape(units, *shape)
+        scale = np.abs(tiles).reshape(units, -1).max(axis=1)
+        tiles = tiles / np.where(scale > 0, scale, 1.0)[:, None, None]  # each unit on its own scale
+        captions = [run.data.info.class_names[u] if labelled else f"unit {u}" for u in range(units)]  # type: ignore[union-attr]
+        fig = image_sheet(
+            tiles, captions,
+            f"First-layer weights: {units} of {weights.shape[1]} units ({run.model.name}); red +, blue −",  # type: ignore[union-attr]
+            cmap="RdBu_r", limits=(-1.0, 1.0),
         )
         return [save_figure(fig, run.plots_dir / "first_layer_weights.png")]
 
