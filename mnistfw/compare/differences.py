@@ -1,11 +1,15 @@
 """The settings that differ between runs.
 
-Each run's ``.hydra/config.yaml`` is flattened to dotted keys (``optimizer.lr``); ``hydra.*``,
-``paths.*`` and run-specific values (output folders, checkpoint paths, values built from
-``${hydra:...}`` or ``${now:...}``) are left out. A config group whose option differs between the
-runs (``model=numpy_net`` vs ``model=baseline_logreg``) is one column named by the group; the
-keys below it are listed only where they also differ between runs of the same option (so the
-dozen keys a different model brings do not each get a column). Lists stay whole values.
+Each run's ``.hydra/config.yaml`` is flattened to dotted keys (``optimizer.lr``). Left out:
+``hydra.*``, ``paths.*``, what changes neither the model nor its metrics (``logger.*``,
+``visualization.*``, ``task_name``, ``save_model``, the progress bar) and run-specific values
+(output folders, checkpoint paths, values built from ``${hydra:...}`` or ``${now:...}``).
+
+A config group whose option differs between the runs (``model=numpy_net`` vs
+``model=baseline_logreg``) is one column named by the group; the keys below it are listed only
+where they also differ between runs of the same option or were set on a run's command line (an
+Optuna sweep's searched ``optimizer.lr`` beside its searched ``optimizer``), so the dozen keys a
+different model brings do not each get a column. Lists stay whole values.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from typing import Any
 
 from mnistfw.compare.runs import RunRecord
 
-#: Top-level config sections that never describe the training.
-IGNORED_SECTIONS = ("hydra", "paths")
+#: Top-level config sections (and config groups) that change neither the model nor its metrics.
+IGNORED_SECTIONS = ("hydra", "paths", "logger", "visualization")
+#: Single keys of that kind.
+IGNORED_KEYS = frozenset({"task_name", "save_model", "trainer.enable_progress_bar"})
 #: Keys (their last part) whose values are paths of this one run.
 RUN_SPECIFIC_KEYS = frozenset({"output_dir", "save_dir", "log_dir", "run_dir", "model_dir", "ckpt_path",
                                "tracking_uri", "artifact_location"})
@@ -51,7 +57,8 @@ def training_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The flattened config without Hydra's own, path and run-specific keys."""
     kept: dict[str, Any] = {}
     for key, value in flatten(config).items():
-        if key.split(".", 1)[0] in IGNORED_SECTIONS or key.rsplit(".", 1)[-1] in RUN_SPECIFIC_KEYS:
+        if (key in IGNORED_KEYS or key.split(".", 1)[0] in IGNORED_SECTIONS
+                or key.rsplit(".", 1)[-1] in RUN_SPECIFIC_KEYS):
             continue
         if isinstance(value, str) and any(marker in value for marker in RUN_SPECIFIC_MARKERS):
             continue
@@ -60,7 +67,7 @@ def training_settings(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def group_choices(choices: Mapping[str, Any]) -> dict[str, str]:
-    """Config-group options without Hydra's own groups and ``paths``; ``None`` reads ``null``."""
+    """Config-group options without Hydra's own groups and the ignored sections; ``None`` reads ``null``."""
     return {str(group): "null" if option is None else str(option) for group, option in choices.items()
             if group not in IGNORED_SECTIONS and not str(group).startswith("hydra/")}
 
@@ -90,7 +97,8 @@ def differing_settings(runs: Sequence[RunRecord]) -> tuple[list[str], list[dict[
     groups = sorted({g for i in chosen for g in choices[i]})
     groups = [g for g in groups if not _same([choices[i].get(g, "null") for i in chosen])]
     keys = [k for k in order if not _same([settings[i].get(k, UNSET) for i in known])]
-    keys = [k for k in keys if not _explained_by_group(k, groups, chosen, choices, settings)]
+    overridden = frozenset().union(*(run.overridden for run in runs))
+    keys = [k for k in keys if k in overridden or not _explained_by_group(k, groups, chosen, choices, settings)]
 
     def position(column: str) -> tuple[int, int, str]:
         if column in groups:  # just before the group's first key

@@ -21,8 +21,9 @@ from typing import Any
 
 from mnistfw.errors import MnistfwError
 
-#: How many folder levels below a given folder are searched for run folders.
-MAX_DEPTH = 3
+#: How many folder levels below a given folder are searched for run folders
+#: (``outputs/`` -> ``train/multiruns/<date>_<time>/<job>``).
+MAX_DEPTH = 4
 
 
 class CompareError(MnistfwError):
@@ -49,6 +50,7 @@ class RunRecord:
     summary: dict[str, Any]
     config: dict[str, Any] | None = None  #: ``.hydra/config.yaml`` as plain data, None when absent
     choices: dict[str, Any] = field(default_factory=dict)  #: config group -> option (``model: numpy_net``)
+    overridden: frozenset[str] = frozenset()  #: keys set on the command line (``.hydra/overrides.yaml``)
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -129,14 +131,14 @@ def find_runs(folders: Sequence[Path | str]) -> tuple[list[RunRecord], list[Skip
             continue
         found, lost = _search(given, 0)
         if not found and not lost:
-            skipped.append(Skipped(given, "neither a run folder (no metrics.json) nor a folder holding runs; skipped"))
+            skipped.append(Skipped(given, "neither a run folder (no metrics.json) nor a folder holding runs"))
         skipped.extend(lost)
         for path, summary in found:
             if path.resolve() in seen:
                 continue
             seen.add(path.resolve())
-            config, choices = read_settings(path)
-            runs.append(RunRecord(_run_name(given, path, prefix), path, summary, config, choices))
+            config, choices, overridden = read_settings(path)
+            runs.append(RunRecord(_run_name(given, path, prefix), path, summary, config, choices, overridden))
     _make_names_unique(runs)
     return runs, skipped
 
@@ -172,9 +174,9 @@ def read_summary(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"metrics.json cannot be read ({type(exc).__name__}: {exc}); skipped"
+        return None, f"metrics.json cannot be read ({type(exc).__name__}: {exc})"
     if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
-        return None, "metrics.json holds no metrics; skipped"
+        return None, "metrics.json holds no metrics"
     if "source" in summary and not summary.get("history"):
         source = summary.get("source")
         trained = source.get("run_dir") if isinstance(source, dict) else None
@@ -184,15 +186,15 @@ def read_summary(path: Path) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def missing_metrics_reason(folder: Path) -> str:
-    """Why a job folder has no ``metrics.json``: its Optuna trial state, its error, or the usual causes."""
-    reason = "no metrics.json"
+    """Why a job folder has no ``metrics.json``: its Optuna trial's state and error, or its error.txt."""
     trial = _trial_row(folder)
-    if trial is not None:
-        reason += f" (trial {trial.get('number', '?')} {trial.get('state', '?')})"
     error = (trial or {}).get("error") or _last_line(folder / "error.txt")
+    if trial is not None:
+        state = trial.get("state") or "?"
+        return f"no metrics.json: trial {trial.get('number', '?')} ended {state}" + (f" ({error})" if error else "")
     if error:
-        return f"{reason}: {error}; skipped"
-    return f"{reason}: the job failed, was pruned or did not finish (see its log); skipped"
+        return f"no metrics.json: the job failed ({error})"
+    return "no metrics.json: the job failed or did not finish (see its log)"
 
 
 def _trial_row(folder: Path) -> dict[str, str] | None:
@@ -220,17 +222,21 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
-def read_settings(folder: Path) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """The run's composed config (``.hydra/config.yaml``, unresolved) and its config-group choices."""
+def read_settings(folder: Path) -> tuple[dict[str, Any] | None, dict[str, Any], frozenset[str]]:
+    """The run's composed config (``.hydra/config.yaml``, unresolved), its config-group choices and
+    the keys its command line set (``.hydra/overrides.yaml``)."""
     config = _load_yaml(folder / ".hydra" / "config.yaml")
     config = config if isinstance(config, dict) else None
+    overrides = _load_yaml(folder / ".hydra" / "overrides.yaml")
+    overrides = [str(o) for o in overrides] if isinstance(overrides, list) else []
     hydra_cfg = _load_yaml(folder / ".hydra" / "hydra.yaml")
     choices: Any = None
     if isinstance(hydra_cfg, dict):
         choices = ((hydra_cfg.get("hydra") or {}).get("runtime") or {}).get("choices")
     if not isinstance(choices, dict) and config is not None:
-        choices = _choices_from_overrides(_load_yaml(folder / ".hydra" / "overrides.yaml"), config)
-    return config, dict(choices) if isinstance(choices, dict) else {}
+        choices = _choices_from_overrides(overrides, config)
+    overridden = frozenset(o.partition("=")[0].lstrip("+~") for o in overrides if "=" in o)
+    return config, dict(choices) if isinstance(choices, dict) else {}, overridden
 
 
 def _load_yaml(path: Path) -> Any:
@@ -243,11 +249,11 @@ def _load_yaml(path: Path) -> Any:
         return None
 
 
-def _choices_from_overrides(overrides: Any, config: Mapping[str, Any]) -> dict[str, str]:
+def _choices_from_overrides(overrides: list[str], config: Mapping[str, Any]) -> dict[str, str]:
     """``group=option`` overrides (the groups only), used when ``hydra.yaml`` is missing."""
     choices: dict[str, str] = {}
-    for item in overrides if isinstance(overrides, list) else []:
-        key, sep, value = str(item).partition("=")
+    for item in overrides:
+        key, sep, value = item.partition("=")
         if sep and key.isidentifier() and isinstance(config.get(key), dict):
             choices[key] = value
     return choices

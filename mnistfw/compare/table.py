@@ -162,8 +162,8 @@ def _raw(value: Any) -> str:
 
 def to_markdown(table: Table) -> str:
     """The table as a Markdown table (numbers rounded for reading)."""
-    lines = ["| " + " | ".join(table.columns) + " |",
-             "|" + "|".join("---:" if c in _NUMERIC or c in table.metric_columns else "---" for c in table.columns) + "|"]
+    align = ["---:" if c in _NUMERIC or c in table.metric_columns else "---" for c in table.columns]
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "|".join(align) + "|"]
     for row in table.rows():
         cells = [_cell(c, row[c], table) for c in table.columns]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
@@ -201,7 +201,7 @@ def table_notes(table: Table) -> list[str]:
                      f"train/val/test {group.sizes_text()}.")
     if table.setting_columns:
         notes.append("Settings that differ between the runs: " + ", ".join(table.setting_columns) + ".")
-    elif len(table.runs) > 1:
+    elif sum(run.config is not None for run in table.runs) > 1:
         notes.append("The runs' settings do not differ.")
     unknown = [run.name for run in table.runs if run.config is None]
     if unknown:
