@@ -112,8 +112,9 @@ class TrainerSettings(Checked):
     #: Quick runs: an int trains/validates on that many batches per epoch, a float on that share.
     limit_train_batches: Any
     limit_val_batches: Any
-    #: CPU threads for the maths (torch intra-op / BLAS); null: the backend's default.
-    num_threads: int | None
+    #: CPU threads for the maths (torch intra-op / BLAS); auto: the cores other processes leave
+    #: idle, measured again after every epoch (see mnistfw.backends.threads).
+    num_threads: Any
     enable_progress_bar: bool
     #: Clip the gradient's global L2 norm to this value (null: no clipping).
     gradient_clip_val: float | None
@@ -134,7 +135,6 @@ class TrainerSettings(Checked):
         "min_epochs": Interval(0, None, integer=True),
         "batch_size": Interval(1, None, integer=True, none_ok=True, meaning_of_none="full batch"),
         "check_val_every_n_epoch": Interval(1, None, integer=True),
-        "num_threads": Interval(1, None, integer=True, none_ok=True, meaning_of_none="the backend's default"),
         "gradient_clip_val": Interval(0, None, open_low=True, none_ok=True, meaning_of_none="no clipping"),
         "precision": Options(*PRECISIONS),
         "num_nodes": Interval(1, None, integer=True),
@@ -149,6 +149,9 @@ class TrainerSettings(Checked):
                 and ((isinstance(value, int) and value >= 1) or (isinstance(value, float) and 0 < value <= 1))
             )
             require(ok, key, f"must be a number of batches (int >= 1), a share in (0, 1] or null (all); got {value!r}")
+        threads = self.num_threads
+        require(threads == "auto" or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1),
+                "num_threads", f"must be auto or an integer >= 1; got {threads!r}")
         require(self.min_epochs <= self.max_epochs, "min_epochs",
                 f"({self.min_epochs}) must not exceed max_epochs ({self.max_epochs})")
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from mnistfw.backends.base import Backend, EpochCallback, History, RunContext
 from mnistfw.backends.lightning_mlp.lightning_settings import LightningMLPSettings
+from mnistfw.backends.threads import AUTO, ThreadGovernor, usable_cores
 from mnistfw.config.vocabulary import LIGHTNING_TRAINER_KEYS, SHARED_TRAINER_KEYS, Reads, Training
 from mnistfw.data.dataset import Dataset
 from mnistfw.errors import ConfigError, ModelFormatError
@@ -43,6 +44,7 @@ class LightningMLPBackend(Backend):
         super().__init__(settings, context, **sections)
         self.net: Any = None
         self.architecture: dict[str, Any] = {}
+        self._threads_chosen = False
 
     # -- training -------------------------------------------------------------------------
     def fit(self, data: Dataset, on_epoch_end: EpochCallback) -> History:
@@ -57,8 +59,8 @@ class LightningMLPBackend(Backend):
         if self.context.resume_from is not None:
             _check_checkpoint(self.context.resume_from)
         pl.seed_everything(seed, workers=True, verbose=False)
-        if t.num_threads:
-            torch.set_num_threads(int(t.num_threads))
+        governor = ThreadGovernor(t.num_threads, torch.set_num_threads, cap=_ddp_thread_cap(t))
+        self._threads_chosen = True
         batch = t.batch_size or len(data.train)
         train = TensorBatches(torch.from_numpy(data.train.x), torch.from_numpy(data.train.y), batch, shuffle=True,
                               seed=seed)
@@ -81,7 +83,7 @@ class LightningMLPBackend(Backend):
             steps_per_epoch=len(train),
             gradient_clip_val=t.gradient_clip_val,
         )
-        module.epoch_callback = on_epoch_end
+        module.epoch_callback = governor.wrap(on_epoch_end)
         if s.augment.enabled:
             module.augment = RandomAffine(
                 data.info.image_shape, s.augment.shift, s.augment.rotation, s.augment.scale,
@@ -173,6 +175,11 @@ class LightningMLPBackend(Backend):
 
         if self.net is None:
             raise RuntimeError("model is not trained or loaded")
+        if not self._threads_chosen:  # a loaded model (mnistfw-eval, -predict): the idle cores, once
+            import torch
+
+            ThreadGovernor(AUTO, torch.set_num_threads)
+            self._threads_chosen = True
         return predict_proba(self.net, x)
 
     def save(self, directory: Path) -> dict[str, Any]:
@@ -222,6 +229,17 @@ class LightningMLPBackend(Backend):
 
     def n_parameters(self) -> int | None:
         return None if self.net is None else sum(int(p.numel()) for p in self.net.parameters() if p.requires_grad)
+
+
+def _ddp_thread_cap(t: Any) -> int | None:
+    """Cores per process when DDP runs several processes on this machine (None: no cap)."""
+    if not str(t.strategy).startswith("ddp") or str(t.accelerator) not in ("cpu", "auto"):
+        return None
+    try:
+        per_node = int(t.devices)
+    except (TypeError, ValueError):
+        return None
+    return max(1, usable_cores() // max(1, per_node))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +23,7 @@ from mnistfw.backends.numpy_net.network import Network
 from mnistfw.backends.numpy_net.numpy_settings import NumpyNetSettings
 from mnistfw.backends.numpy_net.optimizers import OPTIMIZERS
 from mnistfw.backends.numpy_net.trainer import Trainer
+from mnistfw.backends.threads import AUTO, ThreadGovernor
 from mnistfw.config.validation import require
 from mnistfw.config.vocabulary import SHARED_TRAINER_KEYS, Reads, Training
 from mnistfw.data.dataset import Dataset
@@ -51,6 +53,8 @@ class NumpyNetBackend(Backend):
     def __init__(self, settings: Any, context: Any, **sections: Any) -> None:
         super().__init__(settings, context, **sections)
         self.net: Network | None = None
+        #: BLAS threads for predicting: the count training ended with, else chosen at the first call.
+        self._predict_threads: int | None = None
 
     @classmethod
     def check_training(cls, training: Training) -> None:
@@ -93,27 +97,34 @@ class NumpyNetBackend(Backend):
         t, opt = training.trainer, training.optimizer
         log.info("%s: layers %s, %s lr=%g, batch %s, %d epochs, %d parameters", self.name, net.sizes, opt.name,
                  opt.lr, t.batch_size or "full", t.max_epochs, net.params.size)
-        with self._threads():
-            return Trainer(net, training, shuffle_rng, self.shuffles()).fit(x, y, x_val, y_val, on_epoch_end, save_best)
+        with self._threads(t.num_threads) as governor:
+            history = Trainer(net, training, shuffle_rng, self.shuffles()).fit(
+                x, y, x_val, y_val, governor.wrap(on_epoch_end), save_best)
+            self._predict_threads = governor.current
+            return history
 
     def _save_checkpoint(self, epoch: int) -> None:
         assert self.context.run_dir is not None and self.net is not None
         write_weights(self.context.run_dir / "checkpoints" / "best.npz", self.net, extra={"epoch": np.array(epoch)})
 
-    def _threads(self) -> contextlib.AbstractContextManager[Any]:
-        """One BLAS thread unless ``trainer.num_threads`` says otherwise (also when predicting)."""
+    @staticmethod
+    @contextlib.contextmanager
+    def _threads(num_threads: int | str) -> Iterator[ThreadGovernor]:
+        """BLAS threads from ``num_threads`` (``auto``: the idle cores); the old counts come back after."""
         from threadpoolctl import threadpool_limits
 
-        training = self.context.training
-        n = training.trainer.num_threads if training is not None else None
-        return threadpool_limits(n or 1, user_api="blas")
+        with threadpool_limits(limits=None, user_api="blas"):  # restores the original counts on exit
+            yield ThreadGovernor(num_threads, lambda k: threadpool_limits(k, user_api="blas"))
 
     # -- inference --------------------------------------------------------------------------
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Softmax probabilities ``(n, n_classes)`` for preprocessed rows ``x``."""
         if self.net is None:
             raise RuntimeError(f"{self.name}: call fit() or load() before predicting")
-        with self._threads():
+        if self._predict_threads is None:  # a loaded model: the idle cores, chosen once
+            with self._threads(AUTO) as governor:
+                self._predict_threads = governor.current
+        with self._threads(self._predict_threads):
             return self.net.predict_proba(_inputs(x, self.net.dtype))
 
     def first_layer_weights(self) -> np.ndarray | None:
