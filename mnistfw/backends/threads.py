@@ -89,6 +89,16 @@ STALE_AFTER_S = 10.0
 _latest = CpuSample.now()
 
 
+def _reset_after_fork() -> None:
+    """A forked child (a sweep worker) has its own CPU clock: the parent's sample does not apply."""
+    global _latest
+    _latest = CpuSample.now()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 def _recent_sample() -> CpuSample:
     global _latest
     if time.monotonic() - _latest.wall_s > STALE_AFTER_S:
