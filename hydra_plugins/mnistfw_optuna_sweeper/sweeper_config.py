@@ -102,7 +102,8 @@ class MnistfwOptunaSweeperConf:
     load_if_exists: bool = True
     #: Finished trials (COMPLETE + PRUNED) the study must reach; a re-run continues to it.
     n_trials: int = 20
-    #: Worker processes running trials at the same time on the shared storage.
+    #: Worker processes running trials at the same time on the shared storage; with a hydra/launcher
+    #: other than basic (joblib, submitit_slurm, ...), the trials in each batch it launches.
     n_jobs: int = 1
     #: Stop starting new trials after this many seconds (null: no limit).
     timeout: float | None = None

@@ -202,9 +202,14 @@ def _arguments(target: str) -> set[str]:
 
 def make_pruner(plan: SweepPlan) -> Any:
     """The configured pruner (``NopPruner`` when none: null, or no ``_target_`` and no argument)."""
+    return pruner_from_config(plan.pruner)
+
+
+def pruner_from_config(section: dict[str, Any] | None) -> Any:
+    """An Optuna pruner from a ``hydra.sweeper.pruner`` mapping (null arguments: Optuna's defaults)."""
     import optuna
 
-    cfg = {k: v for k, v in (plan.pruner or {}).items() if v is not None}
+    cfg = {k: v for k, v in (section or {}).items() if v is not None}
     if not cfg:
         return optuna.pruners.NopPruner()
     return _instantiate("pruner", cfg, {})
@@ -301,7 +306,7 @@ def recover_lost_trials(study: Any, plan: SweepPlan, host: str) -> list[int]:
 # --------------------------------------------------------------------------- one trial
 
 
-class _Heartbeat:
+class Heartbeat:
     """Writes the trial's heartbeat every ``interval`` seconds from a daemon thread."""
 
     def __init__(self, storage: Any, trial_id: int, interval: float) -> None:
@@ -386,84 +391,122 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"[:2000]
 
 
-def _write_traceback(run_dir: str | None, exc: BaseException) -> None:
+def write_traceback(run_dir: str | None, exc: BaseException) -> None:
+    """Write ``exc``'s traceback into ``<run_dir>/error.txt`` (kept when one is there and ``exc`` has none)."""
     if not run_dir or not os.path.isdir(run_dir):
         return
+    if exc.__traceback__ is None and Path(run_dir, "error.txt").exists():
+        return  # a launched job's process wrote the traceback; this copy of the error has none
     with contextlib.suppress(OSError):
         Path(run_dir, "error.txt").write_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
 
-def run_trial(study: Any, trial: Any, plan: SweepPlan, job: JobContext, custom: Any = None) -> str:
-    """Run ``trial`` as one Hydra job and tell Optuna how it ended; return the state's name."""
+@dataclass
+class Outcome:
+    """How a trial's job ended: its objective values, or the ``TrialPruned`` or error it raised."""
+
+    values: list[float] | None = None
+    pruned: BaseException | None = None
+    error: BaseException | None = None
+
+
+def outcome_of(ret: Any, n_objectives: int) -> Outcome:
+    """A Hydra ``JobReturn`` (from this process or a launcher's) as an :class:`Outcome`."""
     import optuna
-    from hydra.core.utils import JobStatus, filter_overrides
-    from omegaconf import OmegaConf
+    from hydra.core.utils import JobStatus
+
+    value = ret._return_value  # ret.return_value re-raises a failed job's exception
+    if ret.status == JobStatus.COMPLETED:
+        try:
+            return Outcome(values=_objective_values(value, n_objectives))
+        except ValueError as exc:
+            return Outcome(error=exc)
+    if isinstance(value, optuna.TrialPruned):
+        return Outcome(pruned=value)
+    if isinstance(value, BaseException):
+        return Outcome(error=value)
+    return Outcome(error=RuntimeError(f"job failed: {value!r}"))
+
+
+def prepare_trial(trial: Any, plan: SweepPlan, job: JobContext,
+                  custom: Any = None) -> tuple[list[str], Any, str | None]:
+    """Sample ``trial``: its overrides, its composed job config and run folder (user attributes
+    ``overrides`` and ``run_dir`` are set)."""
+    from hydra.core.utils import filter_overrides
+
+    overrides = plan.space.suggest(trial)
+    if custom is not None:
+        overrides = _apply_custom(custom, job, trial, overrides, plan.space)
+    shown = list(filter_overrides(overrides))
+    trial.set_user_attr("overrides", shown)
+    cfg = compose_job(job, overrides, trial.number, plan.sweep_dir)
+    run_dir = job_output_dir(cfg)
+    if run_dir:
+        trial.set_user_attr("run_dir", run_dir)
+    log.info("trial %d: %s", trial.number, " ".join(o for o in shown if o not in plan.space.fixed))
+    return overrides, cfg, run_dir
+
+
+def fail_interrupted(study: Any, trial: Any, plan: SweepPlan, exc: BaseException) -> None:
+    """Ctrl-C (or a task exiting) during ``trial``: mark it FAIL and queue its parameters again."""
     from optuna.trial import TrialState
 
-    from mnistfw.sweeps.pruning import with_pruning
+    # Lightning turns Ctrl-C into sys.exit(1) after its own clean-up.
+    what = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else f"exit {getattr(exc, 'code', '')}"
+    trial.set_user_attr("error", f"interrupted ({what})")
+    study.tell(trial, state=TrialState.FAIL)
+    retry_trial(study, study._storage.get_trial(trial._trial_id), plan.max_retry)
+
+
+def run_trial(study: Any, trial: Any, plan: SweepPlan, job: JobContext, custom: Any = None) -> str:
+    """Run ``trial`` as one Hydra job in this process and tell Optuna how it ended; return the state's name."""
+    import optuna
+
+    from mnistfw.sweeps.pruning import objective_of, with_pruning
 
     heartbeat = None
     if plan.storage.persistent:
-        heartbeat = _Heartbeat(study._storage, trial._trial_id, plan.heartbeat_interval)
-    values: list[float] | None = None
-    error: BaseException | None = None
-    pruned: BaseException | None = None
+        heartbeat = Heartbeat(study._storage, trial._trial_id, plan.heartbeat_interval)
     run_dir: str | None = None
     try:
         try:
-            overrides = plan.space.suggest(trial)
-            if custom is not None:
-                overrides = _apply_custom(custom, job, trial, overrides, plan.space)
-            shown = list(filter_overrides(overrides))
-            trial.set_user_attr("overrides", shown)
-            cfg = compose_job(job, overrides, trial.number, plan.sweep_dir)
-            run_dir = job_output_dir(cfg)
-            if run_dir:
-                trial.set_user_attr("run_dir", run_dir)
-            log.info("trial %d: %s", trial.number, " ".join(o for o in shown if o not in plan.space.fixed))
-            objective = OmegaConf.select(cfg, "objective", default=None)
-            if OmegaConf.is_list(objective):
-                objective = objective[0] if len(objective) else None
-            task = with_pruning(job.task_function, trial, objective, len(plan.directions))
-            ret = run_job(dataclasses.replace(job, task_function=task), cfg)
-            if ret.status == JobStatus.COMPLETED:
-                values = _objective_values(ret._return_value, len(plan.directions))
-            elif isinstance(ret._return_value, optuna.TrialPruned):
-                pruned = ret._return_value
-            else:
-                error = ret._return_value if isinstance(ret._return_value, BaseException) else RuntimeError(
-                    f"job failed: {ret._return_value!r}")
+            overrides, cfg, run_dir = prepare_trial(trial, plan, job, custom)
+            task = with_pruning(job.task_function, trial, objective_of(cfg), len(plan.directions))
+            outcome = outcome_of(run_job(dataclasses.replace(job, task_function=task), cfg), len(plan.directions))
         except (KeyboardInterrupt, SystemExit) as exc:
-            # Ctrl-C (Lightning turns it into sys.exit(1) after its own clean-up) or a task exiting.
-            what = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else f"exit {exc.code}"
-            trial.set_user_attr("error", f"interrupted ({what})")
-            study.tell(trial, state=TrialState.FAIL)
-            retry_trial(study, study._storage.get_trial(trial._trial_id), plan.max_retry)
+            fail_interrupted(study, trial, plan, exc)
             raise
         except optuna.TrialPruned as exc:
-            pruned = exc
+            outcome = Outcome(pruned=exc)
         except Exception as exc:  # noqa: BLE001 - a bad trial must not end the sweep
-            error = exc
+            outcome = Outcome(error=exc)
     finally:
         if heartbeat is not None:
             heartbeat.stop()
+    return tell_outcome(study, trial, outcome, run_dir)
 
-    if pruned is not None:
+
+def tell_outcome(study: Any, trial: Any, outcome: Outcome, run_dir: str | None) -> str:
+    """Tell Optuna how ``trial`` ended (an error goes into user attribute ``error`` and the run
+    folder's ``error.txt``); log it; return the state's name."""
+    from optuna.trial import TrialState
+
+    if outcome.pruned is not None:
         state = TrialState.PRUNED
         _tell(study, trial, state=state)
-        log.info("trial %d: PRUNED (%s)", trial.number, pruned)
-    elif error is not None:
+        log.info("trial %d: PRUNED (%s)", trial.number, outcome.pruned)
+    elif outcome.error is not None or outcome.values is None:
         state = TrialState.FAIL
+        error = outcome.error or RuntimeError("the job returned nothing")
         message = _error_text(error)
         trial.set_user_attr("error", message)
-        _write_traceback(run_dir, error)
+        write_traceback(run_dir, error)
         _tell(study, trial, state=state)
         log.warning("trial %d: FAIL: %s", trial.number, message)
     else:
         state = TrialState.COMPLETE
-        _tell(study, trial, values=values)
-        shown_values = ", ".join(f"{v:.6g}" for v in values or [])
-        log.info("trial %d: COMPLETE value=%s", trial.number, shown_values)
+        _tell(study, trial, values=outcome.values)
+        log.info("trial %d: COMPLETE value=%s", trial.number, ", ".join(f"{v:.6g}" for v in outcome.values))
     return state.name
 
 
@@ -502,6 +545,56 @@ def _apply_custom(custom: Any, job: JobContext, trial: Any, overrides: list[str]
 # --------------------------------------------------------------------------- the loop
 
 
+def load_sweep_study(plan: SweepPlan, storage: Any = None, seed_offset: int = 0) -> Any:
+    """The study with this process's sampler and pruner; ``storage`` is one already open
+    in this process, or None to open ``plan.storage``."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if storage is None:
+        with study_lock(plan.storage.lock_path()):
+            storage = plan.storage.open()
+    try:
+        return optuna.load_study(study_name=plan.study_name, storage=storage,
+                                 sampler=make_sampler(plan, seed_offset), pruner=make_pruner(plan))
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the storage went away or is damaged
+        raise plan.storage.error(exc, "load the study from") from None
+
+
+def ask_trial(study: Any, plan: SweepPlan, host: str, worker_index: int = 0) -> tuple[str | None, Any, Counts]:
+    """Under the study's lock: recover lost trials, apply the stop rules, and ask for a trial
+    when one may start. Returns (why to stop or None, the new trial or None, the counts)."""
+    with study_lock(plan.storage.lock_path(plan.study_name)):
+        recover_lost_trials(study, plan, host)
+        counts = count_trials(study, plan.session)
+        if counts.finished >= plan.n_trials:
+            return DONE, None, counts
+        if failure_rate_exceeded(plan, counts):
+            return FAILURE_RATE, None, counts
+        if plan.timeout is not None and time.time() - plan.start_time > plan.timeout:
+            return TIMEOUT, None, counts
+        if counts.session_started >= plan.max_attempts:
+            return ATTEMPTS, None, counts
+        if counts.finished + counts.running >= plan.n_trials:
+            return None, None, counts
+        trial = study.ask()
+        stamp = {"host": host, "pid": os.getpid(), "worker": worker_index, "started": time.time(),
+                 "session": plan.session}
+        study._storage.set_trial_system_attr(trial._trial_id, OWNER, stamp)
+        return None, trial, counts
+
+
+def wait_for_others(plan: SweepPlan, counts: Counts, who: str, logged: bool) -> bool:
+    """The last trials are running elsewhere: wait a moment in case one of them is lost
+    (said once per wait: ``logged``); return True."""
+    if not logged:
+        log.info("%s: %d finished, %d running elsewhere; waiting for them", who, counts.finished, counts.running)
+    time.sleep(plan.poll_interval)
+    return True
+
+
 def run_worker(plan: SweepPlan, job: JobContext, worker_index: int = 0, seed_offset: int = 0,
                storage: Any = None) -> str:
     """Run trials until the study has ``n_trials`` finished ones; return why it stopped.
@@ -510,48 +603,16 @@ def run_worker(plan: SweepPlan, job: JobContext, worker_index: int = 0, seed_off
     worker processes open their own from ``plan.storage``. A process also stops when this
     command has started ``plan.max_attempts`` trials (all failing, or lost again and again).
     """
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if storage is None:
-        with study_lock(plan.storage.lock_path()):
-            storage = plan.storage.open()
-    try:
-        study = optuna.load_study(study_name=plan.study_name, storage=storage,
-                                  sampler=make_sampler(plan, seed_offset), pruner=make_pruner(plan))
-    except ConfigError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the storage went away or is damaged
-        raise plan.storage.error(exc, "load the study from") from None
+    study = load_sweep_study(plan, storage, seed_offset)
     custom = load_custom_search_space(plan.custom_search_space)
     host = machine_id()
-    lock = plan.storage.lock_path(plan.study_name)
     waited = False
     while True:
-        trial = None
-        with study_lock(lock):
-            recover_lost_trials(study, plan, host)
-            counts = count_trials(study, plan.session)
-            if counts.finished >= plan.n_trials:
-                return DONE
-            if failure_rate_exceeded(plan, counts):
-                return FAILURE_RATE
-            if plan.timeout is not None and time.time() - plan.start_time > plan.timeout:
-                return TIMEOUT
-            if counts.session_started >= plan.max_attempts:
-                return ATTEMPTS
-            if counts.finished + counts.running < plan.n_trials:
-                trial = study.ask()
-                stamp = {"host": host, "pid": os.getpid(), "worker": worker_index, "started": time.time(),
-                         "session": plan.session}
-                study._storage.set_trial_system_attr(trial._trial_id, OWNER, stamp)
+        status, trial, counts = ask_trial(study, plan, host, worker_index)
+        if status is not None:
+            return status
         if trial is None:
-            # The last trials are running elsewhere; wait in case one of them is lost.
-            if not waited:
-                log.info("worker %d: %d finished, %d running elsewhere; waiting for them",
-                         worker_index, counts.finished, counts.running)
-                waited = True
-            time.sleep(plan.poll_interval)
+            waited = wait_for_others(plan, counts, f"worker {worker_index}", waited)
             continue
         waited = False
         run_trial(study, trial, plan, job, custom)

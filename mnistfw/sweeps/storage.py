@@ -65,6 +65,16 @@ class StorageSpec:
             return _hide_password(self.location)
         return self.location or self.shown
 
+    @property
+    def address(self) -> str | None:
+        """What another process hands :func:`resolve_storage` to open this storage (password
+        included), or None when it cannot (in memory, a ``_target_`` mapping)."""
+        if self.kind == RDB:
+            return self.location
+        if self.kind == JOURNAL:
+            return f"journal://{self.location}"
+        return None
+
     def open(self) -> Any:
         """A fresh Optuna storage object (call once per process); :class:`StorageError` if it fails."""
         try:

@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from mnistfw.errors import ConfigError, MnistfwError
+from mnistfw.sweeps.devices import VAR as CUDA_VAR
+from mnistfw.sweeps.devices import device_for, visible_devices
+from mnistfw.sweeps.launching import describe_launcher, placed_devices, run_launched, uses_launcher
 from mnistfw.sweeps.results import command_line
 from mnistfw.sweeps.runner import (
     ATTEMPTS,
@@ -164,7 +167,9 @@ class OptunaSweep:
         study_name = self._study_name()
         return SweepPlan(
             study_name=study_name,
-            storage=resolve_storage(s.get("storage"), n_jobs, sweep_dir, study_name),
+            # Launched trials are asked and told by this one process: memory stays in memory.
+            storage=resolve_storage(s.get("storage"), 1 if uses_launcher(self.config) else n_jobs, sweep_dir,
+                                    study_name),
             directions=resolve_directions(s.get("direction"), self.config.get("objective")),
             space=space,
             sampler=sampler,
@@ -228,6 +233,36 @@ class OptunaSweep:
         log.info("to continue this study, run the same command again: %s", command_line())
         log.info("to watch it: optuna-dashboard %s", shlex.quote(plan.storage.url))
 
+    def _log_start(self, plan: SweepPlan, study: Any, n_jobs: int, launched: bool) -> None:
+        """The start lines: the study, its storage, who runs the trials, the sweep folder."""
+        before = count_trials(study, plan.session)
+        log.info("study '%s': %d/%d trials finished, %s, sampler %s, pruner %s, %s",
+                 plan.study_name, before.finished, plan.n_trials, "/".join(plan.directions),
+                 str((plan.sampler or {}).get("_target_") or "TPESampler").rsplit(".", 1)[-1],
+                 str((plan.pruner or {}).get("_target_") or "none").rsplit(".", 1)[-1],
+                 f"{n_jobs} at a time" if launched else f"{n_jobs} process(es)")
+        self._announce(plan)
+        if launched:
+            self._announce_launcher(plan, n_jobs)
+        if before.finished >= plan.n_trials:
+            log.info("the study already has %d finished trials: nothing to run; raise hydra.sweeper.n_trials to "
+                     "continue it, or start another with hydra.sweeper.study_name=<name>", before.finished)
+        log.info("sweep folder: %s", plan.sweep_dir)
+
+    def _announce_launcher(self, plan: SweepPlan, n_jobs: int) -> None:
+        """Log which launcher runs the trials, their GPUs, and whether pruning reaches them."""
+        log.info("trials run through %s, %d at a time", describe_launcher(self.config), n_jobs)
+        devices = placed_devices(self.config, n_jobs)
+        if devices:
+            log.info("GPUs: job k of each batch sees %s=<device k mod %d> of %s",
+                     CUDA_VAR, len(devices), ",".join(devices))
+        if len(plan.directions) == 1 and plan.storage.address is None:
+            pruning = type(make_pruner(plan)).__name__ != "NopPruner"
+            log.log(logging.WARNING if pruning else logging.INFO,
+                    "pruning is off: the launcher's jobs cannot report to a study kept %s; "
+                    "use a persistent hydra.sweeper.storage (the default SQLite file) to prune",
+                    "in memory" if not plan.storage.persistent else f"in {plan.storage.shown}")
+
     # ----------------------------------------------------------------------- the sweep
 
     def sweep(self, arguments: list[str]) -> dict[str, Any]:
@@ -247,16 +282,8 @@ class OptunaSweep:
         make_sampler(plan), make_pruner(plan)  # fail here, not in every worker, on a bad sampler/pruner
         study, storage, index = self._open_study(plan)
         n_jobs = self._int("n_jobs", 1, 1)
-        before = count_trials(study, plan.session)
-        log.info("study '%s': %d/%d trials finished, %s, sampler %s, pruner %s, %d process(es)",
-                 plan.study_name, before.finished, plan.n_trials, "/".join(plan.directions),
-                 str((plan.sampler or {}).get("_target_") or "TPESampler").rsplit(".", 1)[-1],
-                 str((plan.pruner or {}).get("_target_") or "none").rsplit(".", 1)[-1], n_jobs)
-        self._announce(plan)
-        if before.finished >= plan.n_trials:
-            log.info("the study already has %d finished trials: nothing to run; raise hydra.sweeper.n_trials to "
-                     "continue it, or start another with hydra.sweeper.study_name=<name>", before.finished)
-        log.info("sweep folder: %s", sweep_dir)
+        launched = uses_launcher(self.config)
+        self._log_start(plan, study, n_jobs, launched)
         job = JobContext(self.config, self.hydra_context, self.task_function)
         # The first command on a study samples with the configured seed (a one-process sweep is
         # reproducible); any later or concurrent one shifts it by a number of its own.
@@ -264,7 +291,9 @@ class OptunaSweep:
         started = time.time()
         crashed: list[str] = []
         try:
-            if n_jobs == 1:
+            if launched:
+                status = run_launched(plan, job, n_jobs, seed_offset, storage=storage)
+            elif n_jobs == 1:
                 status = run_worker(plan, job, 0, seed_offset, storage=storage)
             else:
                 status, crashed = self._run_processes(plan, job, n_jobs, seed_offset)
@@ -320,11 +349,15 @@ class OptunaSweep:
             raise ConfigError("hydra.sweeper.n_jobs > 1 needs the 'fork' start method (Linux, macOS); "
                               "on this system start several sweeps on one storage instead")
         ctx = multiprocessing.get_context("fork")
-        procs = [ctx.Process(target=_worker_main, args=(plan, job, i, seed_offset + 1000 * i),
+        devices = visible_devices()  # each worker sees one GPU: device i mod the GPUs present
+        gpus = [device_for(i, devices) for i in range(n_jobs)]
+        procs = [ctx.Process(target=_worker_main, args=(plan, job, i, seed_offset + 1000 * i, gpus[i]),
                              name=f"mnistfw-sweep-worker-{i}") for i in range(n_jobs)]
         for p in procs:
             p.start()
         log.info("started %d worker processes: %s", n_jobs, ", ".join(str(p.pid) for p in procs))
+        if gpus[0] is not None:
+            log.info("GPUs: %s=%s", CUDA_VAR, ", ".join(f"{g} for worker {i}" for i, g in enumerate(gpus)))
         try:
             for p in procs:
                 p.join()
@@ -344,10 +377,13 @@ class OptunaSweep:
 _EXIT = {DONE: 0, FAILURE_RATE: 3, TIMEOUT: 4, ATTEMPTS: 5}
 
 
-def _worker_main(plan: SweepPlan, job: JobContext, index: int, seed_offset: int) -> None:
-    """Entry point of a forked worker process: run trials, exit with a code saying why it stopped."""
+def _worker_main(plan: SweepPlan, job: JobContext, index: int, seed_offset: int, gpu: str | None = None) -> None:
+    """Entry point of a forked worker process: run trials (on GPU ``gpu`` when given), exit with a
+    code saying why it stopped."""
     import sys
 
+    if gpu is not None:
+        os.environ[CUDA_VAR] = gpu  # before any CUDA use in this process: its trials see that GPU only
     try:
         status = run_worker(plan, job, index, seed_offset)
     except KeyboardInterrupt:
