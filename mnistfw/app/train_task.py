@@ -142,7 +142,9 @@ class Trackers:
         from mnistfw.trackers.tracker import TrackedRun
 
         self.trackers = list(spec.trackers if trackers is None else trackers)
-        name = f"{spec.config.get('task_name', 'train')}/{run_dir.name}"
+        # "numpy_net 2026-12-02_14-40-12", or "numpy_net 2026-12-02_14-40-12/3" for trial 3 of a sweep.
+        where = run_dir.name if run_dir.parent.name == "runs" else f"{run_dir.parent.name}/{run_dir.name}"
+        name = f"{spec.backend_cls.name} {where}"
         self.run = TrackedRun(name=name, run_dir=run_dir, backend=spec.backend_cls.name, config=spec.config)
         self.done = False
 

@@ -13,6 +13,8 @@ from mnistfw.trackers.tracker import TrackedRun, Tracker, flatten
 #: MLflow's limits: parameter values are cut to this many characters; batches hold this many items.
 _PARAM_CHARS = 6000
 _BATCH = 100
+#: The experiment tag that makes MLflow's UI open an experiment in its "Model training" view.
+_EXPERIMENT_KIND = "mlflow.experimentKind"
 
 
 class MLflowTracker(Tracker):
@@ -41,7 +43,8 @@ class MLflowTracker(Tracker):
             self.client = MlflowClient(tracking_uri=self.tracking_uri)
             experiment = self.client.get_experiment_by_name(self.experiment_name)
             experiment_id = experiment.experiment_id if experiment is not None else self.client.create_experiment(
-                self.experiment_name, artifact_location=self.artifact_location)
+                self.experiment_name, artifact_location=self.artifact_location,
+                tags={_EXPERIMENT_KIND: "custom_model_development"})
             tags = {"backend": run.backend, "run_dir": str(run.run_dir), **self.tags}
             created = self.client.create_run(experiment_id, run_name=self.run_name or run.name, tags=tags)
         except Exception as exc:  # noqa: BLE001 - any store or server problem, before the training starts

@@ -111,7 +111,8 @@ def fit_in_chunks(frames: Frames, data: Dataset, settings: SparkMLPConfig, train
         if weights is not None:
             mlp.setInitialWeights(weights)
         t1 = time.perf_counter()
-        with job_progress(frames.spark, f"iterations {done + 1}-{done + want} of {t.max_epochs}"):
+        with job_progress(frames.spark, f"iterations {done + 1}-{done + want} of {t.max_epochs}",
+                          t.enable_progress_bar):
             model = mlp.fit(train)
         dt = time.perf_counter() - t1
         t_fit += dt

@@ -225,9 +225,10 @@ def blas_name(spark: Any) -> str:
 
 
 @contextlib.contextmanager
-def job_progress(spark: Any, label: str, every_s: float = 30.0) -> Iterator[None]:
-    """Every ``every_s`` seconds, log how many Spark jobs (one per loss/gradient evaluation of
-    L-BFGS) the work inside this block has run so far."""
+def job_progress(spark: Any, label: str, enabled: bool = True, every_s: float = 30.0) -> Iterator[None]:
+    """Name the block's Spark jobs ``label`` (as the Spark UI shows them) and, when ``enabled``
+    (``trainer.enable_progress_bar``), log every ``every_s`` seconds how many Spark jobs (one per
+    loss/gradient evaluation of L-BFGS) it has run so far."""
     import threading
     import time
 
@@ -247,12 +248,14 @@ def job_progress(spark: Any, label: str, every_s: float = 30.0) -> Iterator[None
             log.info("Spark MLP: %s: %d Spark jobs so far (%.0f s)", label, jobs, time.perf_counter() - start)
 
     thread = threading.Thread(target=watch, name="spark-mlp-progress", daemon=True)
-    thread.start()
+    if enabled:
+        thread.start()
     try:
         yield
     finally:
         stop.set()
-        thread.join(timeout=5)
+        if enabled:
+            thread.join(timeout=5)
         with contextlib.suppress(Exception):
             sc.setLocalProperty("spark.jobGroup.id", None)
             sc.setLocalProperty("spark.job.description", None)

@@ -40,7 +40,8 @@ class SparkMLPBackend(Backend):
     name: ClassVar[str] = "spark_mlp"
     settings_schema: ClassVar[type] = SparkMLPConfig
     reads: ClassVar[Reads] = Reads(
-        trainer=frozenset({"max_epochs", "min_epochs", "check_val_every_n_epoch", "early_stopping", "checkpoint"}),
+        trainer=frozenset({"max_epochs", "min_epochs", "check_val_every_n_epoch", "early_stopping", "checkpoint",
+                           "enable_progress_bar"}),
         optimizers=("lbfgs", "sgd"),
         schedulers=("none",),
         sections=frozenset({"spark"}),

@@ -82,7 +82,8 @@ def fit_tuned(frames: Frames, data: Dataset, settings: SparkMLPConfig, training:
     log.info("Spark MLP: %s over %d candidate(s) by %s", settings.tuning, len(grid), settings.tuning_metric)
     train_df = frames.cache(train_df)
     t0 = time.perf_counter()
-    with job_progress(frames.spark, f"{settings.tuning} over {len(grid)} candidate(s)"):
+    with job_progress(frames.spark, f"{settings.tuning} over {len(grid)} candidate(s)",
+                      training.trainer.enable_progress_bar):
         tuned = tuner.fit(train_df)
     t_fit = time.perf_counter() - t0
     scores = list(tuned.avgMetrics if settings.tuning == "cross_validator" else tuned.validationMetrics)
