@@ -20,6 +20,7 @@ import pytest
 from conftest import REPO
 from omegaconf import OmegaConf
 
+from mnistfw.backends.threads import usable_cores
 from mnistfw.sweeps.devices import device_for, gpu_count, visible_devices
 from mnistfw.sweeps.launching import _consecutive, placed_devices, quote
 from mnistfw.sweeps.pruning import PRUNER_ATTR, STORAGE_VAR, STUDY_VAR, TRIAL_VAR, pruning_from_environment
@@ -87,6 +88,8 @@ def test_forked_workers_each_get_their_own_gpu(tmp_path: Path) -> None:
     expected = dict(zip(workers, ["5", "7"]))
     ran = jobs(tmp_path)
     assert len(ran) == 4 and all(expected[j["pid"]] == j["cuda"] for j in ran.values()), ran
+    # The two workers share the cores: each gets half of them for trainer.num_threads=auto.
+    assert {j["max_threads"] for j in ran.values()} == {str(max(1, usable_cores() // 2))}
 
 
 # ----------------------------------------------------------------------------- the pieces
@@ -144,6 +147,7 @@ def test_joblib_runs_the_trials_in_its_own_processes(tmp_path: Path) -> None:
     ran = jobs(tmp_path)
     assert sorted(ran) == [0, 1, 2, 3]  # run folder = trial number
     assert pid not in {j["pid"] for j in ran.values()}  # visibly run by the launcher's processes
+    assert {j["max_threads"] for j in ran.values()} == {str(max(1, usable_cores() // 2))}  # 2 at a time
     for t in study.trials:
         assert t.system_attrs["mnistfw:owner"]["pid"] == pid  # the sweeper answers for them
         assert t.user_attrs["run_dir"] == str(tmp_path / "sweep" / str(t.number))

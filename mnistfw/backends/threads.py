@@ -47,6 +47,11 @@ def thread_cap() -> int:
     return cores
 
 
+def share_of_cores(n_workers: int) -> int:
+    """Threads each of ``n_workers`` processes on this machine may use: the cap divided among them."""
+    return max(1, thread_cap() // max(1, n_workers))
+
+
 @dataclass(frozen=True)
 class CpuSample:
     """Machine-wide busy CPU seconds, this process's CPU seconds and the wall clock at one moment."""

@@ -93,11 +93,30 @@ def quote(value: str) -> str:
     return "'" + value.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
-def job_environment(plan: SweepPlan, trial: Any, slot: int, devices: Sequence[str], share: bool) -> list[str]:
+def local_thread_share(config: Any, batch: int) -> int | None:
+    """CPU threads per job when a batch of ``batch`` jobs runs at once on this machine (joblib, as many
+    at a time as its ``hydra.launcher.n_jobs`` allows); None when they do not share this machine."""
+    from omegaconf import OmegaConf
+
+    from mnistfw.backends.threads import share_of_cores, usable_cores
+
+    if launcher_target(config) not in PLACED:
+        return None
+    parallel = OmegaConf.select(config, "hydra.launcher.n_jobs", default=-1)
+    at_once = min(batch, parallel if isinstance(parallel, int) and parallel > 0 else usable_cores())
+    return share_of_cores(at_once) if at_once > 1 else None
+
+
+def job_environment(plan: SweepPlan, trial: Any, slot: int, devices: Sequence[str], share: bool,
+                    threads: int | None = None) -> list[str]:
     """The ``hydra.job.env_set`` overrides of the job running ``trial`` in batch place ``slot``."""
+    from mnistfw.backends.threads import MAX_THREADS_ENV
+
     env: dict[str, str] = {}
     if share and plan.storage.address:
         env = {STORAGE_VAR: plan.storage.address, STUDY_VAR: plan.study_name, TRIAL_VAR: str(trial._trial_id)}
+    if threads is not None:
+        env[MAX_THREADS_ENV] = str(threads)
     device = device_for(slot, devices)
     if device is not None:
         env[CUDA_VAR] = device
@@ -180,7 +199,8 @@ def _prepare(study: Any, plan: SweepPlan, job: JobContext, trials: list[Any], cu
         if share:
             pruner = {k: v for k, v in (plan.pruner or {}).items() if v is not None}
             study._storage.set_trial_system_attr(trial._trial_id, PRUNER_ATTR, pruner)
-        batch.append(_Launched(trial, overrides + job_environment(plan, trial, slot, devices, share), run_dir))
+        env = job_environment(plan, trial, slot, devices, share, local_thread_share(job.master_config, len(trials)))
+        batch.append(_Launched(trial, overrides + env, run_dir))
     return batch
 
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mnistfw.backends.threads import MAX_THREADS_ENV, share_of_cores
 from mnistfw.errors import ConfigError, MnistfwError
 from mnistfw.sweeps.devices import VAR as CUDA_VAR
 from mnistfw.sweeps.devices import device_for, visible_devices
@@ -351,11 +352,13 @@ class OptunaSweep:
         ctx = multiprocessing.get_context("fork")
         devices = visible_devices()  # each worker sees one GPU: device i mod the GPUs present
         gpus = [device_for(i, devices) for i in range(n_jobs)]
-        procs = [ctx.Process(target=_worker_main, args=(plan, job, i, seed_offset + 1000 * i, gpus[i]),
+        threads = share_of_cores(n_jobs)
+        procs = [ctx.Process(target=_worker_main, args=(plan, job, i, seed_offset + 1000 * i, gpus[i], threads),
                              name=f"mnistfw-sweep-worker-{i}") for i in range(n_jobs)]
         for p in procs:
             p.start()
-        log.info("started %d worker processes: %s", n_jobs, ", ".join(str(p.pid) for p in procs))
+        log.info("started %d worker processes: %s (at most %d CPU threads each)", n_jobs,
+                 ", ".join(str(p.pid) for p in procs), threads)
         if gpus[0] is not None:
             log.info("GPUs: %s=%s", CUDA_VAR, ", ".join(f"{g} for worker {i}" for i, g in enumerate(gpus)))
         try:
@@ -377,13 +380,16 @@ class OptunaSweep:
 _EXIT = {DONE: 0, FAILURE_RATE: 3, TIMEOUT: 4, ATTEMPTS: 5}
 
 
-def _worker_main(plan: SweepPlan, job: JobContext, index: int, seed_offset: int, gpu: str | None = None) -> None:
-    """Entry point of a forked worker process: run trials (on GPU ``gpu`` when given), exit with a
-    code saying why it stopped."""
+def _worker_main(plan: SweepPlan, job: JobContext, index: int, seed_offset: int, gpu: str | None = None,
+                 threads: int | None = None) -> None:
+    """Entry point of a forked worker process: run trials (on GPU ``gpu`` when given, with at most
+    ``threads`` CPU threads for ``trainer.num_threads=auto``), exit with a code saying why it stopped."""
     import sys
 
     if gpu is not None:
         os.environ[CUDA_VAR] = gpu  # before any CUDA use in this process: its trials see that GPU only
+    if threads is not None:
+        os.environ[MAX_THREADS_ENV] = str(threads)  # the workers share the cores instead of each taking all
     try:
         status = run_worker(plan, job, index, seed_offset)
     except KeyboardInterrupt:

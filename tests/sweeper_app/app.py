@@ -4,7 +4,7 @@ Its task mimics a training run: for ``epochs`` steps it reports a score through 
 epoch-callback seam as mnistfw's training run (the sweeper hands it a pruning callback),
 then returns it. ``fail_if`` makes chosen trials raise and
 ``sleep`` keeps a trial running long enough to be killed; ``multi`` returns two objectives.
-Each job writes ``job.json`` into its run folder: the process that ran it and the GPUs it saw.
+Each job writes ``job.json`` into its run folder: the process that ran it, the GPUs it saw and its CPU thread cap.
 Like mnistfw's console scripts, it prints a :class:`~mnistfw.errors.MnistfwError` raised by
 the sweep as one ``error:`` line and exits with status 2.
 """
@@ -49,7 +49,8 @@ def run(cfg: DictConfig, callbacks: tuple[Any, ...]) -> Any:
     from hydra.core.hydra_config import HydraConfig
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    (run_dir / "job.json").write_text(json.dumps({"pid": os.getpid(), "cuda": os.environ.get("CUDA_VISIBLE_DEVICES")}))
+    (run_dir / "job.json").write_text(json.dumps({"pid": os.getpid(), "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                                                  "max_threads": os.environ.get("MNISTFW_MAX_THREADS")}))
     if cfg.fail_if is not None and str(cfg.act) == str(cfg.fail_if):
         raise ValueError(f"act={cfg.act} is a bad combination")
     value = 0.0
