@@ -76,9 +76,9 @@ def test_schemas_hold_no_defaults_the_yaml_files_do() -> None:
 
     from mnistfw import registry
     from mnistfw.app.run_spec import EvaluationSettings, VisualizationSettings
-    from mnistfw.backends.lightning_mlp.lightning_settings import AugmentSettings
     from mnistfw.backends.spark_mlp.spark_settings import DataPathConfig, SparkConfig
     from mnistfw.config import vocabulary
+    from mnistfw.config.vocabulary import AugmentSettings
 
     schemas = [registry.load("backend", name).settings_schema for name in registry.available("backend")]
     schemas += [AugmentSettings, SparkConfig, DataPathConfig, EvaluationSettings, VisualizationSettings,

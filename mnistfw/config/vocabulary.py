@@ -55,6 +55,26 @@ def _resolve_mode(monitor: str | None, mode: str | None) -> str:
 
 
 @dataclass
+class AugmentSettings(Checked):
+    """``model.augment`` of the MLP backends: random affine distortions of the training images,
+    drawn per image and step (validation and test images are left alone); 0 turns each off."""
+
+    shift: float  # largest translation, in pixels
+    rotation: float  # largest rotation, in degrees
+    scale: float  # largest relative zoom: 0.1 draws factors in [0.9, 1.1]
+
+    constraints: ClassVar[Constraints] = {
+        "shift": Interval(0, None, unit="pixels"),
+        "rotation": Interval(0, 180, unit="degrees"),
+        "scale": Interval(0, 1, open_high=True),
+    }
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.shift or self.rotation or self.scale)
+
+
+@dataclass
 class EarlyStoppingSettings(Checked):
     """``trainer.early_stopping``: stop when ``monitor`` has not improved for ``patience`` validations."""
 

@@ -10,27 +10,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from mnistfw.config.validation import Checked, Constraints, Each, Interval, Options
+from mnistfw.config.vocabulary import AugmentSettings
 
 ACTIVATIONS = ("relu", "selu", "tanh", "gelu", "sigmoid", "leaky_relu")
-
-
-@dataclass
-class AugmentSettings(Checked):
-    """Random affine distortions of training images, drawn per image and step; 0 turns each off."""
-
-    shift: float  # largest translation, in pixels
-    rotation: float  # largest rotation, in degrees
-    scale: float  # largest relative zoom: 0.1 draws factors in [0.9, 1.1]
-
-    constraints: ClassVar[Constraints] = {
-        "shift": Interval(0, None, unit="pixels"),
-        "rotation": Interval(0, 180, unit="degrees"),
-        "scale": Interval(0, 1, open_high=True),
-    }
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.shift or self.rotation or self.scale)
 
 
 @dataclass
