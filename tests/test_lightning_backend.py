@@ -151,3 +151,17 @@ def test_augmented_training_is_seeded_and_differs_from_plain(compose, data) -> N
     assert [h["train/loss"] for h in hist_a] == [h["train/loss"] for h in hist_b]
     assert [h["train/loss"] for h in hist_a] != [h["train/loss"] for h in hist_plain]
     np.testing.assert_array_equal(a.predict_proba(data.test.x), b.predict_proba(data.test.x))
+
+
+def test_max_norm_bounds_every_hidden_unit_and_is_off_when_null(compose, data) -> None:
+    import torch
+
+    def row_norms(backend) -> list[torch.Tensor]:  # noqa: ANN001
+        return [m.weight.detach().norm(dim=1) for m in backend.net if isinstance(m, torch.nn.Linear)]
+
+    bounded, _ = _fit(_cfg(compose, "model.hidden=[64,32]", "model.max_norm=0.3", "optimizer.lr=0.01"), data)
+    free, _ = _fit(_cfg(compose, "model.hidden=[64,32]", "optimizer.lr=0.01"), data)
+    *hidden, output = row_norms(bounded)
+    assert all(float(n.max()) <= 0.3 + 1e-5 for n in hidden)
+    assert any(float(n.max()) > 0.3 for n in row_norms(free)[:-1])  # without it the norms grow past 0.3
+    assert float(output.max()) > 0.3  # the output layer is not constrained

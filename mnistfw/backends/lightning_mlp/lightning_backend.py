@@ -82,6 +82,7 @@ class LightningMLPBackend(Backend):
             max_epochs=t.max_epochs,
             steps_per_epoch=len(train),
             gradient_clip_val=t.gradient_clip_val,
+            max_norm=s.max_norm,
         )
         module.epoch_callback = governor.wrap(on_epoch_end)
         if s.augment.enabled:

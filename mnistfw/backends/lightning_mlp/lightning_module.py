@@ -173,6 +173,7 @@ class MLPModule(pl.LightningModule):
         max_epochs: int = 1,
         steps_per_epoch: int = 1,
         gradient_clip_val: float | None = None,
+        max_norm: float | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -186,6 +187,9 @@ class MLPModule(pl.LightningModule):
         self._plateau: Plateau | None = None
         self._schedule_per_step = self._scheduler.name == "onecycle"
         self.net = build_mlp(n_features, n_classes, list(hidden), activation, batch_norm, dropout)
+        self._max_norm = max_norm
+        #: The weights max_norm bounds: every layer's but the output layer's.
+        self._hidden_weights = [m.weight for m in self.net if isinstance(m, nn.Linear)][:-1]
         self.loss_fn = nn.CrossEntropyLoss()
         self.epoch_callback: EpochCallback | None = None
         self.augment: RandomAffine | None = None
@@ -223,6 +227,10 @@ class MLPModule(pl.LightningModule):
         if self._clip_norm:
             self.clip_gradients(opt, gradient_clip_val=self._clip_norm, gradient_clip_algorithm="norm")
         opt.step()
+        if self._max_norm:
+            with torch.no_grad():
+                for weight in self._hidden_weights:  # rows are the units' incoming weight vectors
+                    weight.renorm_(2, 0, self._max_norm)
         if self._schedule_per_step:
             self.lr_schedulers().step()
         sums = self._sums
