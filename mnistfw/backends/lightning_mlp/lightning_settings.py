@@ -27,7 +27,7 @@ class LightningMLPSettings(Checked):
     #: Dropout after each hidden layer (AlphaDropout for selu); 0 disables it.
     dropout: float
     #: Max-norm constraint: after every step each hidden unit's incoming weights are scaled to
-    #: L2 norm <= max_norm (Srivastava et al. 2014); null: off.
+    #: L2 norm <= max_norm (Srivastava et al. 2014); 0 or null: off.
     max_norm: float | None
     augment: AugmentSettings
 
@@ -36,5 +36,5 @@ class LightningMLPSettings(Checked):
         "hidden": Each(Interval(1, None, integer=True), min_len=1),
         "activation": Options(*ACTIVATIONS),
         "dropout": Interval(0, 1, open_high=True),
-        "max_norm": Interval(0, None, open_low=True, none_ok=True, meaning_of_none="off"),
+        "max_norm": Interval(0, None, none_ok=True, meaning_of_none="off"),
     }
