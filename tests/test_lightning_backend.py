@@ -57,6 +57,15 @@ def test_save_load_gives_identical_predictions(compose, data, tmp_path: Path) ->
     assert loaded.backend.first_layer_weights().shape == (784, 64)
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
 
+    # A model saved before a setting existed loads with that setting's default from the YAML file.
+    meta_path = tmp_path / "model" / "mnistfw_model.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["settings"]["max_norm"]
+    meta_path.write_text(json.dumps(meta))
+    older = load_model(tmp_path / "model")
+    assert older.backend.settings.max_norm is None
+    np.testing.assert_array_equal(older.backend.predict_proba(data.test.x), loaded.backend.predict_proba(data.test.x))
+
 
 def test_model_folder_errors(compose, data, tmp_path: Path) -> None:
     backend, _ = _fit(_cfg(compose, "trainer.max_epochs=1"), data)

@@ -30,6 +30,7 @@ A saved model is a folder holding the backend's files plus ``mnistfw_model.json`
 from __future__ import annotations
 
 import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -48,6 +49,8 @@ from mnistfw.io import atomic_directory, write_json
 EpochCallback = Callable[[int, Mapping[str, float]], None]
 #: One dict per epoch: ``{"epoch": 1, "train/loss": ..., "val/accuracy": ...}``.
 History = list[dict[str, float]]
+
+log = logging.getLogger(__name__)
 
 MODEL_META_FILE = "mnistfw_model.json"
 FORMAT_VERSION = 2
@@ -176,7 +179,7 @@ class Backend(ABC):
         from mnistfw.errors import ConfigError
 
         try:
-            settings = validate_section(meta.settings, cls.settings_schema, "settings")
+            settings = validate_section(_with_new_defaults(cls.name, meta.settings), cls.settings_schema, "settings")
         except ConfigError as exc:
             raise ModelFormatError(f"{directory / MODEL_META_FILE}: the saved settings are invalid ({exc}); "
                                    "re-train or restore the run") from None
@@ -193,6 +196,31 @@ class Backend(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _with_new_defaults(backend: str, saved: Mapping[str, Any]) -> dict[str, Any]:
+    """``saved`` settings plus the keys a newer mnistfw added to ``configs/model/<backend>.yaml``.
+
+    A model saved before a setting existed (e.g. ``max_norm``) was trained without it, which
+    the setting's default in the YAML file (off) describes; saved values always win.
+    """
+    from omegaconf import OmegaConf
+
+    from mnistfw.config.location import config_dir
+
+    path = config_dir() / "model" / f"{backend}.yaml"
+    if not path.is_file():  # a plugin backend: its settings must be complete
+        return dict(saved)
+    defaults = OmegaConf.to_container(OmegaConf.load(path))
+    if isinstance(defaults, dict) and isinstance(defaults.get("model"), dict):  # a `@package _global_` file
+        defaults = defaults["model"]
+    if not isinstance(defaults, dict):
+        return dict(saved)
+    added = sorted(k for k in defaults if k not in saved and k != "defaults")
+    if added:
+        log.info("settings %s: not in the saved model (saved by an older mnistfw); using %s's defaults",
+                 ", ".join(added), path.name)
+    return {**{k: defaults[k] for k in added}, **saved}
 
 
 @dataclass
