@@ -1,4 +1,4 @@
-"""The from-scratch NumPy backend: gradients, optimisers, determinism, save/load, config, training."""
+"""The from-scratch NumPy backend: gradients, optimisers, max-norm, determinism, save/load, config."""
 
 from __future__ import annotations
 
@@ -341,6 +341,48 @@ def test_trains_on_the_bundled_sample(numpy_backend, sample_dataset: Dataset) ->
     assert backend.first_layer_weights().shape == (784, 128)
 
 
+# ----------------------------------------------------------------------------- max-norm
+
+
+def test_max_norm_scales_only_the_long_hidden_columns() -> None:
+    net = Network([3, 3, 2], dtype="float64")
+    net.weights[0][...] = np.array([[0.3, 2.0, 0.0], [0.4, 0.0, 3.0], [0.0, 0.0, 4.0]])  # norms 0.5, 2, 5
+    net.weights[1][...] = 10.0
+    net.biases[0][...] = 7.0
+    net.limit_norms(1.0)
+    np.testing.assert_allclose(np.linalg.norm(net.weights[0], axis=0), [0.5, 1.0, 1.0])
+    np.testing.assert_allclose(net.weights[0][:, 2], [0.0, 0.6, 0.8])  # same direction
+    assert (net.weights[1] == 10.0).all() and (net.biases[0] == 7.0).all()  # output layer and biases untouched
+
+
+def hidden_column_norms(backend: NumpyNetBackend) -> np.ndarray:
+    return np.concatenate([np.linalg.norm(w, axis=0) for w in backend.net.weights[:-1]])
+
+
+def test_max_norm_bounds_every_hidden_unit_after_training(numpy_backend) -> None:  # noqa: ANN001
+    data = synthetic_dataset()
+    common = ("model.hidden=[24,12]", "optimizer=sgd", "optimizer.lr=0.5", "optimizer.momentum=0.9",
+              "trainer.num_threads=1")
+    bounded = numpy_backend(*common, "model.max_norm=0.5")
+    bounded.fit(data, no_op)
+    norms = hidden_column_norms(bounded)
+    assert norms.max() <= 0.5 * (1 + 1e-6)
+    assert norms.max() > 0.49  # the bound was reached, so it did the work
+    free = numpy_backend(*common, "model.max_norm=null")
+    free.fit(data, no_op)
+    assert free.settings.max_norm is None and hidden_column_norms(free).max() > 1.0
+
+
+def test_short_max_norm_run_on_the_bundled_sample_trains(numpy_backend, sample_dataset: Dataset) -> None:  # noqa: ANN001
+    backend = numpy_backend("model.hidden=[128]", "trainer.max_epochs=3", "trainer.batch_size=64", "optimizer.lr=1e-3",
+                            "model.max_norm=3", "trainer.num_threads=1")
+    history = backend.fit(sample_dataset, no_op)
+    losses = [h["train/loss"] for h in history]
+    assert losses == sorted(losses, reverse=True) and losses[-1] < 0.7 * losses[0]
+    assert history[-1]["val/accuracy"] > 0.85
+    assert hidden_column_norms(backend).max() <= 3 * (1 + 1e-6)
+
+
 # ----------------------------------------------------------------------------- save / load
 
 
@@ -430,6 +472,8 @@ def test_load_rejects_damaged_layer_shapes(saved: tuple[NumpyNetBackend, Dataset
         ("trainer.early_stopping.monitor=val/auc", "trainer.early_stopping.monitor"),
         ("trainer.early_stopping.patience=0", "trainer.early_stopping.patience"),
         ("trainer.precision=16-mixed", "trainer.precision"),
+        ("model.max_norm=0", "model.max_norm"),
+        ("model.max_norm=-3", "model.max_norm"),
     ],
 )
 def test_config_errors_name_the_key(numpy_backend, change: str, key: str) -> None:  # noqa: ANN001

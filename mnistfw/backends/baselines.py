@@ -118,3 +118,6 @@ class LogRegBackend(NumpyNetBackend):
 
     def initialize(self, net: Network, rng: np.random.Generator) -> None:
         net.params[:] = 0  # the loss is convex: start from zero, as is usual for softmax regression
+
+    def max_norm(self) -> float | None:
+        return None  # no hidden units to constrain

@@ -138,6 +138,15 @@ class Network:
             self.grads[: self.n_weights] += self._decay
         return loss_sum, correct
 
+    def limit_norms(self, max_norm: float) -> None:
+        """Max-norm constraint (Srivastava et al. 2014): scale each hidden unit's incoming weight
+        vector (a column of ``W_i``; the output layer is left alone) down to L2 norm ``max_norm``
+        where it is longer."""
+        for w in self.weights[:-1]:
+            norms = np.sqrt(np.einsum("ij,ij->j", w, w))
+            if norms.max(initial=0.0) > max_norm:
+                w *= (max_norm / np.maximum(norms, max_norm)).astype(w.dtype)  # 1 where short enough
+
     def predict_proba(self, x: np.ndarray, chunk: int = 2048) -> np.ndarray:
         """Softmax probabilities ``(n, n_classes)`` for ``x``, computed in chunks, no dropout."""
         x = np.asarray(x, dtype=self.dtype)

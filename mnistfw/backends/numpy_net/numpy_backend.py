@@ -80,6 +80,10 @@ class NumpyNetBackend(Backend):
         net.initialize(default_init(self.settings.activation) if self.settings.init == "auto" else self.settings.init,
                        rng)
 
+    def max_norm(self) -> float | None:
+        """The bound on each hidden unit's incoming weight norm (``model.max_norm``); None: off."""
+        return self.settings.max_norm
+
     # -- training ---------------------------------------------------------------------------
     def fit(self, data: Dataset, on_epoch_end: EpochCallback) -> History:
         """Train on ``data.train``, scoring ``data.val`` after every validating epoch."""
@@ -97,9 +101,9 @@ class NumpyNetBackend(Backend):
         t, opt = training.trainer, training.optimizer
         log.info("%s: layers %s, %s lr=%g, batch %s, %d epochs, %d parameters", self.name, net.sizes, opt.name,
                  opt.lr, t.batch_size or "full", t.max_epochs, net.params.size)
+        trainer = Trainer(net, training, shuffle_rng, self.shuffles(), max_norm=self.max_norm())
         with self._threads(t.num_threads) as governor:
-            history = Trainer(net, training, shuffle_rng, self.shuffles()).fit(
-                x, y, x_val, y_val, governor.wrap(on_epoch_end), save_best)
+            history = trainer.fit(x, y, x_val, y_val, governor.wrap(on_epoch_end), save_best)
             self._predict_threads = governor.current
             return history
 

@@ -29,6 +29,9 @@ class NumpyNetSettings(Checked):
     dropout: float
     #: Reshuffle the training rows every epoch.
     shuffle: bool
+    #: Max-norm constraint: after every step each hidden unit's incoming weights are scaled to
+    #: L2 norm <= max_norm (Srivastava et al. 2014); null: off.
+    max_norm: float | None
 
     constraints: ClassVar[Constraints] = {
         "backend": Options("numpy_net"),
@@ -37,4 +40,5 @@ class NumpyNetSettings(Checked):
         "leaky_slope": Interval(0, 1, open_low=True, open_high=True),
         "init": Options(*INITS),
         "dropout": Interval(0, 1, open_high=True),
+        "max_norm": Interval(0, None, open_low=True, none_ok=True, meaning_of_none="off"),
     }

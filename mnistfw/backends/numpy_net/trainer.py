@@ -1,7 +1,8 @@
 """The training loop: epochs of mini-batch (or full-batch) gradient descent on a :class:`Network`.
 
 One epoch shuffles the row order, then for each batch: gather the rows into a reused buffer,
-forward, backward, clip the gradient, optimiser step. After each validating epoch the
+forward, backward, clip the gradient, optimiser step, and bound the hidden units' weight norms
+(``model.max_norm``). After each validating epoch the
 validation split is scored and the best weights so far are kept (``trainer.checkpoint``);
 then ``on_epoch_end(epoch, metrics)`` is called: it may raise ``StopTraining`` (early stopping:
 the loop ends normally) or anything else (``optuna.TrialPruned``: it propagates).
@@ -30,11 +31,20 @@ log = logging.getLogger(__name__)
 class Trainer:
     """Trains ``net`` as the shared ``trainer``/``optimizer``/``scheduler`` settings say."""
 
-    def __init__(self, net: Network, training: Training, rng: np.random.Generator, shuffle: bool = True) -> None:
+    def __init__(
+        self,
+        net: Network,
+        training: Training,
+        rng: np.random.Generator,
+        shuffle: bool = True,
+        *,
+        max_norm: float | None = None,
+    ) -> None:
         self.net = net
         self.training = training
         self.rng = rng  # shuffles the rows each epoch
         self.shuffle = shuffle
+        self.max_norm = max_norm  # bound on each hidden unit's incoming weight norm (None: off)
         opt = training.optimizer
         self.optimizer = make_optimizer(opt, net.params, net.n_weights)
         self.weight_decay = coupled_weight_decay(opt)
@@ -60,16 +70,22 @@ class Trainer:
             if norm > limit:
                 self.net.grads *= limit / norm
 
+    def _step(self, lr: float) -> None:
+        """Clip the gradient, update the parameters, then apply the max-norm constraint."""
+        self._clip()
+        self.optimizer.step(self.net.grads, lr)
+        if self.max_norm is not None:
+            self.net.limit_norms(self.max_norm)
+
     def run_epoch(self, x: np.ndarray, y: np.ndarray, lr: float, bar: tqdm | None = None) -> tuple[float, float]:
         """One pass over ``(x, y)`` (or the batches ``limit_train_batches`` allows); mean loss and accuracy."""
-        net, step, decay = self.net, self.optimizer.step, self.weight_decay
+        net, decay = self.net, self.weight_decay
         n = len(y)
         bs = self.batch_size(n)
         if bs == n:  # full batch: no shuffling or copying needed
             net.forward(x, training=True)
             loss_sum, correct = net.backward(y, decay)
-            self._clip()
-            step(net.grads, lr)
+            self._step(lr)
             return loss_sum / n, correct / n
         if self._batch is None or self._batch.shape[0] < bs:
             self._batch = np.empty((bs, x.shape[1]), x.dtype)
@@ -81,8 +97,7 @@ class Trainer:
             xb = np.take(x, rows, axis=0, out=self._batch[: len(rows)], mode="clip")
             net.forward(xb, training=True)
             loss_sum, correct = net.backward(y[rows], decay)
-            self._clip()
-            step(net.grads, lr)
+            self._step(lr)
             loss_total += loss_sum
             correct_total += correct
             seen += len(rows)
