@@ -1,4 +1,4 @@
-"""The from-scratch NumPy backend: gradients, optimisers, max-norm, determinism, save/load, config."""
+"""The from-scratch NumPy backend: gradients, optimisers, augmentation, max-norm, determinism, save/load, config."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import pytest
 
 from mnistfw.backends.base import load_model, read_model_meta, save_model
 from mnistfw.backends.numpy_net import NumpyNetBackend
+from mnistfw.backends.numpy_net.augment import RandomAffine
 from mnistfw.backends.numpy_net.layers import ACTIVATIONS, softmax_cross_entropy_
 from mnistfw.backends.numpy_net.network import Network
 from mnistfw.backends.numpy_net.numpy_backend import WEIGHTS_FILE, read_weights
 from mnistfw.backends.numpy_net.optimizers import make_optimizer
 from mnistfw.backends.schedules import Plateau, epoch_lr
-from mnistfw.config.vocabulary import OptimizerSettings, SchedulerSettings
+from mnistfw.config.vocabulary import AugmentSettings, OptimizerSettings, SchedulerSettings
 from mnistfw.data.dataset import DataInfo, Dataset, Preprocessing, Split
 from mnistfw.errors import ConfigError, ModelFormatError
 
@@ -341,7 +342,105 @@ def test_trains_on_the_bundled_sample(numpy_backend, sample_dataset: Dataset) ->
     assert backend.first_layer_weights().shape == (784, 128)
 
 
-# ----------------------------------------------------------------------------- max-norm
+# ----------------------------------------------------------------------------- augmentation, max-norm
+
+
+def affine(shift: float = 0.0, rotation: float = 0.0, scale: float = 0.0, seed: int = 0, **kw) -> RandomAffine:
+    """A ``RandomAffine`` over 28x28 images with the given ``model.augment`` limits."""
+    return RandomAffine((28, 28), AugmentSettings(shift, rotation, scale), np.random.default_rng(seed), **kw)
+
+
+def warped(images: np.ndarray, angle: float = 0.0, zoom: float = 1.0, shift: tuple = (0, 0)) -> np.ndarray:
+    """``images`` (n, 28, 28) under one explicit transform (a copy)."""
+    out = images.copy()
+    n = len(out)
+    affine().warp_(out, np.full(n, angle), np.full(n, zoom), np.tile(np.asarray(shift, float), (n, 1)))
+    return out
+
+
+def letter_f(dtype: type = np.float32) -> np.ndarray:
+    """A 28x28 'F' of 1s on 0s with a faint ramp: no symmetry, so a wrong turn or shift shows."""
+    img = np.zeros((28, 28), dtype)
+    img[5:22, 9:12] = 1.0  # stem
+    img[5:8, 12:20] = 1.0  # top bar
+    img[12:15, 12:17] = 1.0  # middle bar
+    img[3, :] = np.linspace(0, 0.5, 28)
+    return img
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_augment_keeps_shape_dtype_and_range(dtype: type) -> None:
+    x = np.random.default_rng(0).random((300, 784)).astype(dtype)
+    before = x.copy()
+    affine(shift=2, rotation=15, scale=0.1)(x)
+    assert x.shape == (300, 784) and x.dtype == dtype
+    assert np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1 + 1e-6  # mixes of pixels and background
+    assert not np.allclose(x, before)
+
+
+def test_augment_with_zero_limits_is_the_identity() -> None:
+    x = np.random.default_rng(1).random((40, 784)).astype(np.float32)
+    before = x.copy()
+    affine()(x)
+    np.testing.assert_array_equal(x, before)
+    mean, std = [0.13] * 784, [0.31] * 784  # standardised inputs come back as they were
+    affine(mean=mean, std=std)(x)
+    np.testing.assert_allclose(x, before, atol=1e-6)
+
+
+def test_augment_pads_standardised_inputs_with_background() -> None:
+    mean = np.linspace(0.0, 0.5, 784)
+    std = np.linspace(0.2, 0.4, 784)
+    x = np.tile(((letter_f().ravel() - mean) / std).astype(np.float32), (8, 1))
+    affine(shift=3, mean=list(mean), std=list(std), seed=4)(x)
+    pixels = x * std + mean  # back to intensities: still in [0, 1], background 0 where the image left
+    assert pixels.min() > -1e-5 and pixels.max() < 1 + 1e-5
+    assert (np.abs(pixels) < 1e-5).mean() > 0.5
+
+
+def test_a_pure_shift_moves_the_image_by_whole_pixels() -> None:
+    img = letter_f()[None]
+    out = warped(img, shift=(2, -1))  # 2 pixels right, 1 up
+    expected = np.zeros_like(img)
+    expected[:, :-1, 2:] = img[:, 1:, :-2]
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize(("degrees", "turns"), [(90, 1), (-90, -1), (180, 2)])
+def test_rotation_by_right_angles_matches_rot90(degrees: float, turns: int) -> None:
+    img = letter_f(np.float64)[None]
+    out = warped(img, angle=np.radians(degrees))
+    np.testing.assert_allclose(out[0], np.rot90(img[0], turns), atol=1e-12)
+
+
+def test_warp_matches_torch_grid_sample() -> None:
+    """The same inverse map and sampling as the Lightning backend's affine_grid + grid_sample."""
+    torch = pytest.importorskip("torch")
+    from torch.nn import functional as F
+
+    rng = np.random.default_rng(2)
+    n = 16
+    images = rng.random((n, 28, 28))
+    angle, zoom, shift = rng.uniform(-0.5, 0.5, n), 1 + rng.uniform(-0.2, 0.2, n), rng.uniform(-3, 3, (n, 2))
+    ours = images.copy()
+    affine().warp_(ours, angle, zoom, shift)
+    cos, sin = np.cos(angle) / zoom, np.sin(angle) / zoom
+    rows = [np.stack([cos, -sin, -shift[:, 0] * 2 / 28], 1), np.stack([sin, cos, -shift[:, 1] * 2 / 28], 1)]
+    theta = np.stack(rows, 1)  # torch's output-to-input map, in [-1, 1] coordinates
+    grid = F.affine_grid(torch.from_numpy(theta), [n, 1, 28, 28], align_corners=False)
+    theirs = F.grid_sample(torch.from_numpy(images)[:, None], grid, padding_mode="zeros", align_corners=False)
+    np.testing.assert_allclose(ours, theirs[:, 0].numpy(), atol=1e-10)
+
+
+def test_augment_is_seeded_per_image() -> None:
+    x = np.tile(letter_f().ravel(), (6, 1))
+    a, b, c = x.copy(), x.copy(), x.copy()
+    affine(shift=2, rotation=10, scale=0.1, seed=7)(a)
+    affine(shift=2, rotation=10, scale=0.1, seed=7)(b)
+    affine(shift=2, rotation=10, scale=0.1, seed=8)(c)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert len({row.tobytes() for row in a}) == 6  # every image gets its own distortion
 
 
 def test_max_norm_scales_only_the_long_hidden_columns() -> None:
@@ -373,8 +472,26 @@ def test_max_norm_bounds_every_hidden_unit_after_training(numpy_backend) -> None
     assert free.settings.max_norm is None and hidden_column_norms(free).max() > 1.0
 
 
-def test_short_max_norm_run_on_the_bundled_sample_trains(numpy_backend, sample_dataset: Dataset) -> None:  # noqa: ANN001
+def test_augmented_training_is_seeded_learns_and_leaves_the_data_alone(numpy_backend) -> None:  # noqa: ANN001
+    data = synthetic_dataset()  # 4x4 'images'
+    before = data.train.x.copy()
+    aug = ("model.augment.shift=1", "model.augment.rotation=20", "model.augment.scale=0.1", "trainer.max_epochs=3")
+
+    def run(*overrides: str) -> NumpyNetBackend:
+        backend = numpy_backend(*overrides, "trainer.num_threads=1")
+        backend.fit(data, no_op)
+        return backend
+
+    a, b, plain = run(*aug), run(*aug), run("trainer.max_epochs=3")
+    np.testing.assert_array_equal(a.net.params, b.net.params)
+    assert not np.array_equal(a.net.params, plain.net.params)
+    run(*aug, "trainer.batch_size=null", "optimizer=sgd", "optimizer.lr=0.5")  # full batch: distorts a copy
+    np.testing.assert_array_equal(data.train.x, before)
+
+
+def test_short_augmented_run_on_the_bundled_sample_trains(numpy_backend, sample_dataset: Dataset) -> None:  # noqa: ANN001
     backend = numpy_backend("model.hidden=[128]", "trainer.max_epochs=3", "trainer.batch_size=64", "optimizer.lr=1e-3",
+                            "model.augment.shift=2", "model.augment.rotation=10", "model.augment.scale=0.1",
                             "model.max_norm=3", "trainer.num_threads=1")
     history = backend.fit(sample_dataset, no_op)
     losses = [h["train/loss"] for h in history]
@@ -474,6 +591,10 @@ def test_load_rejects_damaged_layer_shapes(saved: tuple[NumpyNetBackend, Dataset
         ("trainer.precision=16-mixed", "trainer.precision"),
         ("model.max_norm=0", "model.max_norm"),
         ("model.max_norm=-3", "model.max_norm"),
+        ("model.augment.shift=-1", "model.augment.shift"),
+        ("model.augment.rotation=181", "model.augment.rotation"),
+        ("model.augment.scale=1", "model.augment.scale"),
+        ("+model.augment.flip=true", "model.augment.flip"),
     ],
 )
 def test_config_errors_name_the_key(numpy_backend, change: str, key: str) -> None:  # noqa: ANN001

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mnistfw.backends.base import Backend, EpochCallback, History
+from mnistfw.backends.numpy_net.augment import RandomAffine
 from mnistfw.backends.numpy_net.network import Network
 from mnistfw.backends.numpy_net.numpy_backend import NumpyNetBackend
 from mnistfw.config.validation import Checked, Constraints, Options
@@ -121,3 +122,6 @@ class LogRegBackend(NumpyNetBackend):
 
     def max_norm(self) -> float | None:
         return None  # no hidden units to constrain
+
+    def augmenter(self, data: Dataset, rng: np.random.Generator) -> RandomAffine | None:
+        return None  # the baseline trains on the images as they are

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mnistfw.backends.base import Backend, EpochCallback, History
+from mnistfw.backends.numpy_net.augment import RandomAffine
 from mnistfw.backends.numpy_net.layers import default_init
 from mnistfw.backends.numpy_net.network import Network
 from mnistfw.backends.numpy_net.numpy_settings import NumpyNetSettings
@@ -84,12 +85,20 @@ class NumpyNetBackend(Backend):
         """The bound on each hidden unit's incoming weight norm (``model.max_norm``); None: off."""
         return self.settings.max_norm
 
+    def augmenter(self, data: Dataset, rng: np.random.Generator) -> RandomAffine | None:
+        """The distortion of training batches ``model.augment`` asks for; None when it is all zeros."""
+        augment = self.settings.augment
+        if not augment.enabled:
+            return None
+        pre = data.preprocessing
+        return RandomAffine(data.info.image_shape, augment, rng, pre.mean, pre.std)
+
     # -- training ---------------------------------------------------------------------------
     def fit(self, data: Dataset, on_epoch_end: EpochCallback) -> History:
         """Train on ``data.train``, scoring ``data.val`` after every validating epoch."""
         training = self.context.train
-        init_rng, shuffle_rng, dropout_rng = (
-            np.random.default_rng(child) for child in np.random.SeedSequence(self.context.seed).spawn(3)
+        init_rng, shuffle_rng, dropout_rng, augment_rng = (
+            np.random.default_rng(child) for child in np.random.SeedSequence(self.context.seed).spawn(4)
         )
         net = self.build_network(data.info.n_features, data.info.n_classes, DTYPES[training.trainer.precision])
         self.initialize(net, init_rng)
@@ -101,7 +110,8 @@ class NumpyNetBackend(Backend):
         t, opt = training.trainer, training.optimizer
         log.info("%s: layers %s, %s lr=%g, batch %s, %d epochs, %d parameters", self.name, net.sizes, opt.name,
                  opt.lr, t.batch_size or "full", t.max_epochs, net.params.size)
-        trainer = Trainer(net, training, shuffle_rng, self.shuffles(), max_norm=self.max_norm())
+        trainer = Trainer(net, training, shuffle_rng, self.shuffles(), augment=self.augmenter(data, augment_rng),
+                          max_norm=self.max_norm())
         with self._threads(t.num_threads) as governor:
             history = trainer.fit(x, y, x_val, y_val, governor.wrap(on_epoch_end), save_best)
             self._predict_threads = governor.current

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from mnistfw.backends.numpy_net.layers import ACTIVATIONS, INITS
 from mnistfw.config.validation import Checked, Constraints, Each, Interval, Options
+from mnistfw.config.vocabulary import AugmentSettings
 
 
 @dataclass
@@ -32,6 +33,8 @@ class NumpyNetSettings(Checked):
     #: Max-norm constraint: after every step each hidden unit's incoming weights are scaled to
     #: L2 norm <= max_norm (Srivastava et al. 2014); null: off.
     max_norm: float | None
+    #: Random shift, rotation and zoom of the training images (the same keys as lightning_mlp's).
+    augment: AugmentSettings
 
     constraints: ClassVar[Constraints] = {
         "backend": Options("numpy_net"),

@@ -1,8 +1,8 @@
 """The training loop: epochs of mini-batch (or full-batch) gradient descent on a :class:`Network`.
 
 One epoch shuffles the row order, then for each batch: gather the rows into a reused buffer,
-forward, backward, clip the gradient, optimiser step, and bound the hidden units' weight norms
-(``model.max_norm``). After each validating epoch the
+distort them (``model.augment``), forward, backward, clip the gradient, optimiser step, and
+bound the hidden units' weight norms (``model.max_norm``). After each validating epoch the
 validation split is scored and the best weights so far are kept (``trainer.checkpoint``);
 then ``on_epoch_end(epoch, metrics)`` is called: it may raise ``StopTraining`` (early stopping:
 the loop ends normally) or anything else (``optuna.TrialPruned``: it propagates).
@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from mnistfw.backends.base import EVAL_BATCH_SIZE, EpochCallback, History, StopTraining, limited_rows
 from mnistfw.backends.monitoring import BestEpoch
+from mnistfw.backends.numpy_net.augment import RandomAffine
 from mnistfw.backends.numpy_net.network import Network
 from mnistfw.backends.numpy_net.optimizers import coupled_weight_decay, make_optimizer
 from mnistfw.backends.schedules import Plateau, epoch_lr
@@ -38,12 +39,14 @@ class Trainer:
         rng: np.random.Generator,
         shuffle: bool = True,
         *,
+        augment: RandomAffine | None = None,
         max_norm: float | None = None,
     ) -> None:
         self.net = net
         self.training = training
         self.rng = rng  # shuffles the rows each epoch
         self.shuffle = shuffle
+        self.augment = augment  # distorts each training batch (None: the rows as they are)
         self.max_norm = max_norm  # bound on each hidden unit's incoming weight norm (None: off)
         opt = training.optimizer
         self.optimizer = make_optimizer(opt, net.params, net.n_weights)
@@ -82,7 +85,10 @@ class Trainer:
         net, decay = self.net, self.weight_decay
         n = len(y)
         bs = self.batch_size(n)
-        if bs == n:  # full batch: no shuffling or copying needed
+        if bs == n:  # full batch: no shuffling, and no copying unless the rows are distorted
+            if self.augment is not None:
+                x = x.copy()
+                self.augment(x)
             net.forward(x, training=True)
             loss_sum, correct = net.backward(y, decay)
             self._step(lr)
@@ -95,6 +101,8 @@ class Trainer:
         for k, start in enumerate(range(0, rows_used, bs)):
             rows = order[start : min(start + bs, rows_used)]
             xb = np.take(x, rows, axis=0, out=self._batch[: len(rows)], mode="clip")
+            if self.augment is not None:
+                self.augment(xb)
             net.forward(xb, training=True)
             loss_sum, correct = net.backward(y[rows], decay)
             self._step(lr)
