@@ -39,6 +39,7 @@ class LightningMLPBackend(Backend):
         schedulers=("none", "cosine", "step", "exponential", "plateau", "onecycle"),
         sections=frozenset({"ckpt_path"}),
     )
+    heavy_modules: ClassVar[tuple[str, ...]] = ("mnistfw.backends.lightning_mlp.lightning_module",)
 
     def __init__(self, settings: LightningMLPSettings, context: RunContext, **sections: Any) -> None:
         super().__init__(settings, context, **sections)
@@ -129,7 +130,7 @@ class LightningMLPBackend(Backend):
             "limit_train_batches": 1.0 if t.limit_train_batches is None else t.limit_train_batches,
             "limit_val_batches": 1.0 if t.limit_val_batches is None else t.limit_val_batches,
             "deterministic": t.deterministic,
-            "enable_progress_bar": t.enable_progress_bar,
+            "enable_progress_bar": _progress_bar(t),
             "num_sanity_val_steps": t.num_sanity_val_steps,
         }
 
@@ -140,7 +141,7 @@ class LightningMLPBackend(Backend):
 
         t = training.trainer
         callbacks: list[Any] = []
-        if t.enable_progress_bar:
+        if _progress_bar(t):
             callbacks.append(TQDMProgressBar(refresh_rate=20))
         if self.context.run_dir is not None:
             ckpt_dir = self.context.run_dir / "checkpoints"
@@ -230,6 +231,13 @@ class LightningMLPBackend(Backend):
 
     def n_parameters(self) -> int | None:
         return None if self.net is None else sum(int(p.numel()) for p in self.net.parameters() if p.requires_grad)
+
+
+def _progress_bar(t: Any) -> bool:
+    """Lightning's progress bar when asked for and stderr is a terminal (not into log files)."""
+    import sys
+
+    return bool(t.enable_progress_bar) and sys.stderr.isatty()
 
 
 def _ddp_thread_cap(t: Any) -> int | None:
