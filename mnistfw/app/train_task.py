@@ -87,6 +87,7 @@ def train(spec: RunSpec, run_dir: Path, callbacks: Sequence[EpochCallback] = ())
     run_dir = Path(run_dir)
     timings: dict[str, float] = {}
     start = time.perf_counter()
+    spec.backend_cls.warm_up()
     data = load_dataset(spec.data, seed=spec.context.seed)
     timings["load_s"] = round(time.perf_counter() - start, 3)
     log.info("data: %s from %s  train/val/test = %d/%d/%d", data.info.name, data.info.source,

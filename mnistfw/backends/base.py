@@ -117,6 +117,27 @@ class Backend(ABC):
                 raise BackendUnavailableError(f"model={cls.name} needs the '{package}' package; "
                                               f"pip install '{install}'")
 
+    #: Modules :meth:`warm_up` imports in the background while the data loads (torch, Lightning, ...).
+    heavy_modules: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def warm_up(cls) -> None:
+        """Start importing :attr:`heavy_modules` in a background thread: reading the data mostly
+        waits on the disk and on NumPy, which leave the interpreter free for the imports."""
+        if not cls.heavy_modules:
+            return
+        import importlib
+        import threading
+
+        def load() -> None:
+            for module in cls.heavy_modules:
+                try:
+                    importlib.import_module(module)
+                except Exception:  # noqa: BLE001 - the import proper, in fit(), reports it
+                    return
+
+        threading.Thread(target=load, name=f"import-{cls.name}", daemon=True).start()
+
     def __init__(self, settings: Any, context: RunContext, **sections: Any) -> None:
         self.settings = settings
         self.context = context
