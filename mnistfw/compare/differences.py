@@ -41,6 +41,16 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
+class _NotRead:
+    """A key the run's backend does not read (the majority baseline's ``optimizer``)."""
+
+    def __repr__(self) -> str:
+        return "not read"
+
+
+NOT_READ: Any = _NotRead()
+
+
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists and empty mappings are leaves."""
     flat: dict[str, Any] = {}
@@ -115,8 +125,27 @@ def differing_settings(runs: Sequence[RunRecord]) -> tuple[list[str], list[dict[
             continue
         row = {g: choices[i].get(g, "null") if i in choices else UNSET for g in groups}
         row.update({k: settings[i].get(k, UNSET) for k in keys})
-        values.append(row)
-    return columns, values
+        values.append(_mark_unread(row, runs[i].backend))
+    return _without_model_column(columns, values, runs), values
+
+
+def _mark_unread(row: dict[str, Any], backend: str) -> dict[str, Any]:
+    """``row`` with :data:`NOT_READ` for the keys ``backend`` does not read (as mnistfw-train judges them)."""
+    from mnistfw import registry
+    from mnistfw.app.unread_keys import reads_key
+
+    try:
+        backend_cls = registry.load("backend", backend)
+    except Exception:  # noqa: BLE001 - an unknown or uninstalled backend: show its values as they are
+        return row
+    return {key: value if reads_key(backend_cls, key.replace("/", ".")) else NOT_READ for key, value in row.items()}
+
+
+def _without_model_column(columns: list[str], values: list[dict[str, Any]], runs: Sequence[RunRecord]) -> list[str]:
+    """Drop the ``model`` group column when it only repeats each run's backend."""
+    if "model" in columns and all(row.get("model") in (run.backend, None) for row, run in zip(values, runs)):
+        return [c for c in columns if c != "model"]
+    return columns
 
 
 def _explained_by_group(key: str, groups: Sequence[str], chosen: Sequence[int],
@@ -137,6 +166,8 @@ def format_setting(value: Any) -> str:
     """A setting as a short cell: floats with 4 significant digits, lists as ``[512, 256]``."""
     if value is UNSET:
         return "-"
+    if value is NOT_READ:
+        return "n/a"
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -149,8 +180,8 @@ def format_setting(value: Any) -> str:
 
 
 def raw_setting(value: Any) -> str:
-    """A setting as a CSV cell: full precision, lists as JSON, unset as empty."""
-    if value is UNSET:
+    """A setting as a CSV cell: full precision, lists as JSON, unset or not read as empty."""
+    if value is UNSET or value is NOT_READ:
         return ""
     if value is None:
         return "null"

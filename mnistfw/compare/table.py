@@ -78,8 +78,12 @@ class Table:
                 *(f"n_{s}" for s in SPLITS)]
 
     def label(self, i: int) -> str:
-        """A run's name for figures (with its data group when there are several)."""
-        return f"{self.runs[i].name} [{self.group_labels[i]}]" if self.several_groups else self.runs[i].name
+        """A run's name for figures, with its backend when the runs' backends differ and its data
+        group when there are several."""
+        name = self.runs[i].name
+        if len({run.backend for run in self.runs}) > 1:
+            name = f"{name} {self.runs[i].backend}"
+        return f"{name} [{self.group_labels[i]}]" if self.several_groups else name
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per run, the raw values under :attr:`columns`."""
