@@ -27,6 +27,34 @@ def read_csv(
     Labels must be integers ``0..n_classes-1``, pixels integers 0-255. ``key`` is the config
     key that named the file, used in messages; every problem is one line naming the file, line and column.
     """
+    frame = _read_frame(path, key)
+    columns = [str(c) for c in frame.columns]
+    frame.columns = columns
+    if label_column not in columns:
+        hint = ""
+        if _looks_numeric(columns):
+            hint = " The first row looks like data: the file needs a header row (e.g. label,pixel0,pixel1,...)."
+        shown = ", ".join(columns[:4]) + (", ..." if len(columns) > 4 else "")
+        raise DataError(
+            f"{path}: no label column {label_column!r} (columns: {shown}). Set data.label_column to "
+            f"the column that holds the labels; a file without labels (like Kaggle's test.csv) "
+            f"cannot be used.{hint}"
+        )
+    pixel_columns = [c for c in columns if c != label_column]
+    h, w = _image_shape(path, len(pixel_columns), image_shape)
+    _check_numeric(path, frame)
+    table = frame.to_numpy()  # one block: much faster than selecting hundreds of columns by name
+    if table.dtype == object:  # numbers pandas kept as text (e.g. quoted)
+        table = table.astype(np.float64)
+    label_at = columns.index(label_column)
+    labels = _checked_labels(path, table[:, label_at].astype(np.float64), label_column, n_classes)
+    pixels = np.delete(table, label_at, axis=1) if label_at else table[:, 1:]
+    _check_pixels(path, pixels, pixel_columns)
+    return pixels.astype(np.uint8).reshape(-1, h, w), labels, (h, w)
+
+
+def _read_frame(path: Path, key: str) -> pd.DataFrame:
+    """The CSV as a pandas DataFrame with at least one row; a missing, empty or unreadable file is one line."""
     import pandas as pd
 
     if not path.exists():
@@ -45,57 +73,50 @@ def read_csv(
         raise DataError(f"{path}: cannot be read ({exc.strerror or exc}); check the file and its permissions") from None
     if len(frame) == 0:
         raise DataError(f"{path}: the CSV has a header but no rows")
-    columns = [str(c) for c in frame.columns]
-    frame.columns = columns
-    if label_column not in columns:
-        hint = ""
-        if _looks_numeric(columns):
-            hint = " The first row looks like data: the file needs a header row (e.g. label,pixel0,pixel1,...)."
-        shown = ", ".join(columns[:4]) + (", ..." if len(columns) > 4 else "")
-        raise DataError(
-            f"{path}: no label column {label_column!r} (columns: {shown}). Set data.label_column to "
-            f"the column that holds the labels; a file without labels (like Kaggle's test.csv) "
-            f"cannot be used.{hint}"
-        )
-    pixel_columns = [c for c in columns if c != label_column]
-    n_pixels = len(pixel_columns)
+    return frame
+
+
+def _image_shape(path: Path, n_pixels: int, image_shape: tuple[int, int] | None) -> tuple[int, int]:
+    """``image_shape`` checked against the number of pixel columns (``None``: a square)."""
     if image_shape is None:
         side = math.isqrt(n_pixels)
         if side * side != n_pixels or side == 0:
             raise DataError(
                 f"{path}: {n_pixels} pixel columns do not make a square image; set data.image_shape=[height,width]"
             )
-        image_shape = (side, side)
+        return side, side
     h, w = (int(v) for v in image_shape)
     if h * w != n_pixels:
         raise DataError(
             f"{path}: {n_pixels} pixel columns, but data.image_shape [{h}, {w}] needs {h * w}; "
             f"fix data.image_shape or the file"
         )
-    _check_numeric(path, frame)
-    table = frame.to_numpy()  # one block: much faster than selecting hundreds of columns by name
-    if table.dtype == object:  # numbers pandas kept as text (e.g. quoted)
-        table = table.astype(np.float64)
-    label_at = columns.index(label_column)
-    labels = table[:, label_at].astype(np.float64)
+    return h, w
+
+
+def _checked_labels(path: Path, labels: np.ndarray, label_column: str, n_classes: int) -> np.ndarray:
+    """The labels as int64, refusing the first that is not a class number below ``n_classes``."""
     bad_labels = ~((labels >= 0) & (labels < n_classes) & (labels == np.round(labels)))  # NaN fails too
     if bad_labels.any():
         row = int(np.argmax(bad_labels))
-        top = n_classes - 1
         raise DataError(
             f"{path}: label {labels[row]:g} in column {label_column!r}, line {row + 2}: labels must be class numbers "
-            f"0-{top} (integers below data.n_classes={n_classes}); fix the file, or raise data.n_classes"
+            f"0-{n_classes - 1} (integers below data.n_classes={n_classes}); fix the file, or raise data.n_classes"
         )
-    pixels = np.delete(table, label_at, axis=1) if label_at else table[:, 1:]
-    if pixels.dtype.kind not in "iu" or pixels.min() < 0 or pixels.max() > 255:
-        bad = (pixels < 0) | (pixels > 255) | (pixels != np.round(pixels))
-        if bad.any():
-            row, col = (int(v) for v in np.argwhere(bad)[0])
-            raise DataError(
-                f"{path}: pixel value {float(pixels[row, col]):g} in column {pixel_columns[col]!r}, "
-                f"line {row + 2}: pixels must be integers 0-255 (raw intensities)"
-            )
-    return pixels.astype(np.uint8).reshape(-1, h, w), labels.astype(np.int64), (h, w)
+    return labels.astype(np.int64)
+
+
+def _check_pixels(path: Path, pixels: np.ndarray, pixel_columns: list[str]) -> None:
+    """Refuse the first pixel that is not an integer 0-255, naming its line and column."""
+    if pixels.dtype.kind in "iu" and pixels.min() >= 0 and pixels.max() <= 255:
+        return
+    bad = (pixels < 0) | (pixels > 255) | (pixels != np.round(pixels))
+    if bad.any():
+        row, col = (int(v) for v in np.argwhere(bad)[0])
+        raise DataError(
+            f"{path}: pixel value {float(pixels[row, col]):g} in column {pixel_columns[col]!r}, "
+            f"line {row + 2}: pixels must be integers 0-255 (raw intensities)"
+        )
 
 
 def _looks_numeric(names: list[str]) -> bool:
