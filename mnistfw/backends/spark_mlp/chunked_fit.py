@@ -75,15 +75,25 @@ def step_metrics(model: Any, train_eval: Any, y_train_eval: np.ndarray, val: Any
     return metrics
 
 
-def fit_in_chunks(frames: Frames, data: Dataset, settings: SparkMLPConfig, training: Training, layers: list[int],
-                  seed: int, train_df: Any, val_df: Any, on_epoch_end: EpochCallback) -> SparkFit:
-    """Fit the pipeline in chunks, reporting after each; see the module docstring."""
-    from pyspark.ml import Pipeline, PipelineModel
+@dataclass
+class _Features:
+    """The fitted feature stages and the cached frames the chunks train and report on."""
+
+    model: Any  #: PipelineModel of the feature stages
+    train: Any
+    val: Any
+    train_eval: Any  #: the first ``train_eval_rows`` training rows, for train/accuracy
+    y_train_eval: np.ndarray
+    seconds: float
+
+
+def _prepare_features(frames: Frames, data: Dataset, settings: SparkMLPConfig, train_df: Any,
+                      val_df: Any) -> _Features:
+    """Fit the feature stages on the training frame and cache what the chunks read."""
+    from pyspark.ml import Pipeline
 
     from mnistfw.backends.spark_mlp.stages import feature_stages
 
-    t = training.trainer
-    n_classes = layers[-1]
     t0 = time.perf_counter()
     stages = feature_stages(settings.features, data.info.n_features, settings.standardize, settings.with_mean,
                             settings.with_std)
@@ -96,15 +106,24 @@ def fit_in_chunks(frames: Frames, data: Dataset, settings: SparkMLPConfig, train
     if k > 0:
         y_train_eval = data.train.y[:k]
         train_eval = frames.cache(features.transform(frames.from_arrays(data.train.x[:k], y_train_eval, "arrow")))
-    t_features = time.perf_counter() - t0
-    log.info("Spark MLP: features ready for %d rows in %.1f s", n_train, t_features)
+    seconds = time.perf_counter() - t0
+    log.info("Spark MLP: features ready for %d rows in %.1f s", n_train, seconds)
+    return _Features(features, train, val, train_eval, y_train_eval, seconds)
 
+
+def fit_in_chunks(frames: Frames, data: Dataset, settings: SparkMLPConfig, training: Training, layers: list[int],
+                  seed: int, train_df: Any, val_df: Any, on_epoch_end: EpochCallback) -> SparkFit:
+    """Fit the pipeline in chunks, reporting after each; see the module docstring."""
+    from pyspark.ml import PipelineModel
+
+    t = training.trainer
+    feats = _prepare_features(frames, data, settings, train_df, val_df)
     best = BestEpoch(t.checkpoint.monitor, t.checkpoint.mode) if t.checkpoint.monitor else None  # type: ignore[arg-type]
     best_model: Any = None
     history: History = []
     done, weights, model = 0, None, None
     chunk_times: list[float] = []
-    t_fit = t_measure = 0.0
+    t_measure = 0.0
     while done < t.max_epochs:
         want = min(t.check_val_every_n_epoch, t.max_epochs - done)
         mlp = make_mlp(settings, training, layers, want, seed)
@@ -113,21 +132,19 @@ def fit_in_chunks(frames: Frames, data: Dataset, settings: SparkMLPConfig, train
         t1 = time.perf_counter()
         with job_progress(frames.spark, f"iterations {done + 1}-{done + want} of {t.max_epochs}",
                           t.enable_progress_bar):
-            model = mlp.fit(train)
-        dt = time.perf_counter() - t1
-        t_fit += dt
-        chunk_times.append(dt)
+            model = mlp.fit(feats.train)
+        chunk_times.append(time.perf_counter() - t1)
         losses = losses_of(model, training) or [float("nan")]
         weights = model.weights
-        for i, loss in enumerate(losses, start=done + 1):
-            history.append({"epoch": i, "train/loss": loss})
+        history += [{"epoch": i, "train/loss": loss} for i, loss in enumerate(losses, start=done + 1)]
         done += len(losses)
         t2 = time.perf_counter()
-        metrics = step_metrics(model, train_eval, y_train_eval, val, n_classes, losses[-1])
+        metrics = step_metrics(model, feats.train_eval, feats.y_train_eval, feats.val, layers[-1], losses[-1])
         t_measure += time.perf_counter() - t2
         history[-1].update(metrics)
         log.info("Spark MLP: iteration %d/%d  %s  (%.1f s, %.2f s/iteration)", done, t.max_epochs,
-                 "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()), dt, dt / max(len(losses), 1))
+                 "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()), chunk_times[-1],
+                 chunk_times[-1] / max(len(losses), 1))
         if best is not None and best.update(done, metrics):
             best_model = model
         try:
@@ -141,8 +158,9 @@ def fit_in_chunks(frames: Frames, data: Dataset, settings: SparkMLPConfig, train
     if best_model is not None and best_model is not model:
         kept, model = best.epoch, best_model  # type: ignore[union-attr]
         log.info("Spark MLP: keeping the model of iteration %d (best %s %.4f)", kept, best.monitor, best.value)  # type: ignore[union-attr]
+    t_fit = sum(chunk_times)
     timings = {
-        "features_s": t_features,
+        "features_s": feats.seconds,
         "fit_s": t_fit,
         "step_metrics_s": t_measure,
         "iterations": done,
@@ -150,5 +168,5 @@ def fit_in_chunks(frames: Frames, data: Dataset, settings: SparkMLPConfig, train
         "s_per_iteration": t_fit / max(done, 1),
         "chunk_s": [round(x, 3) for x in chunk_times],
     }
-    pipeline = PipelineModel(stages=[*features.stages, model])
+    pipeline = PipelineModel(stages=[*feats.model.stages, model])
     return SparkFit(pipeline, history, timings, {"iterations": done, "kept_iteration": kept})
