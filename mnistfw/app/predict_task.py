@@ -172,7 +172,33 @@ def predict(spec: PredictSpec, out_dir: Path) -> dict[str, Any]:
         timings["predict_s"] = round(time.perf_counter() - t1, 3)
     t2 = time.perf_counter()
     names, class_names = inputs.names, loaded.info.class_names
-    labels = proba.argmax(axis=1)
+    files = _write_outputs(spec, out_dir, names, images, proba, class_names)
+    timings["write_s"] = round(time.perf_counter() - t2, 3)
+    timings["after_load_s"] = round(time.perf_counter() - t0, 3)
+    result = {
+        "model_dir": str(spec.model_dir),
+        "run_dir": str(spec.run_dir) if spec.run_dir else None,
+        "backend": loaded.meta.backend,
+        "n_predicted": len(names),
+        "predictions": _prediction_records(names, proba, class_names),
+        "skipped": inputs.skipped,
+        "timings": timings,
+        "files": files,
+    }
+    write_json(out_dir / "predictions.json", result)
+    _log_predictions(names, proba, class_names)
+    log.info(
+        "predicted %d input(s)%s in %.2f s after the model was loaded (model load %.2f s)",
+        len(names), f", skipped {len(inputs.skipped)}" if inputs.skipped else "", timings["after_load_s"],
+        timings["load_model_s"],
+    )
+    log.info("predict folder: %s", out_dir)
+    return result
+
+
+def _write_outputs(spec: PredictSpec, out_dir: Path, names: list[str], images: np.ndarray, proba: np.ndarray,
+                   class_names: list[str]) -> list[str]:
+    """``predictions.csv`` and the sheet ``predictions.png``; the names of the files the folder will hold."""
     write_csv(out_dir / "predictions.csv", names, proba, class_names)
     files = ["predictions.csv", "predictions.json"]
     if spec.sheet_max > 0:
@@ -181,36 +207,27 @@ def predict(spec: PredictSpec, out_dir: Path) -> dict[str, Any]:
         files.append("predictions.png")
         if len(names) > n:
             log.info("the sheet shows the first %d of %d inputs (sheet_max=%d)", n, len(names), n)
-    timings["write_s"] = round(time.perf_counter() - t2, 3)
-    timings["after_load_s"] = round(time.perf_counter() - t0, 3)
-    result = {
-        "model_dir": str(spec.model_dir),
-        "run_dir": str(spec.run_dir) if spec.run_dir else None,
-        "backend": loaded.meta.backend,
-        "n_predicted": len(names),
-        "predictions": [
-            {
-                "input": name,
-                "label": int(label),
-                "class_name": class_names[label],
-                "confidence": round(float(p[label]), 6),
-                "probabilities": [round(float(v), 6) for v in p],
-            }
-            for name, label, p in zip(names, labels, proba)
-        ],
-        "skipped": inputs.skipped,
-        "timings": timings,
-        "files": files,
-    }
-    write_json(out_dir / "predictions.json", result)
-    for name, label, p in list(zip(names, labels, proba))[:20]:
+    return files
+
+
+def _prediction_records(names: list[str], proba: np.ndarray, class_names: list[str]) -> list[dict[str, Any]]:
+    """One record per input for ``predictions.json``."""
+    return [
+        {
+            "input": name,
+            "label": int(label),
+            "class_name": class_names[label],
+            "confidence": round(float(p[label]), 6),
+            "probabilities": [round(float(v), 6) for v in p],
+        }
+        for name, label, p in zip(names, proba.argmax(axis=1), proba)
+    ]
+
+
+def _log_predictions(names: list[str], proba: np.ndarray, class_names: list[str], shown: int = 20) -> None:
+    """The first ``shown`` predictions in the log."""
+    labels = proba.argmax(axis=1)
+    for name, label, p in list(zip(names, labels, proba))[:shown]:
         log.info("%-30s -> %s (%.1f %%)", name, class_names[label], 100 * p[label])
-    if len(names) > 20:
-        log.info("... %d more in predictions.csv", len(names) - 20)
-    log.info(
-        "predicted %d input(s)%s in %.2f s after the model was loaded (model load %.2f s)",
-        len(names), f", skipped {len(inputs.skipped)}" if inputs.skipped else "", timings["after_load_s"],
-        timings["load_model_s"],
-    )
-    log.info("predict folder: %s", out_dir)
-    return result
+    if len(names) > shown:
+        log.info("... %d more in predictions.csv", len(names) - shown)
