@@ -623,6 +623,17 @@ def test_issue_command_lines_compose(compose) -> None:  # noqa: ANN001 - the con
     assert founding.data.split.val == 0.2
 
 
+def test_best_numpy_experiment_composes(compose) -> None:  # noqa: ANN001 - the conftest fixture
+    from mnistfw.app.run_spec import build_run_spec
+
+    spec = build_run_spec(compose(["experiment=best_numpy"]), None)
+    s, t = spec.settings, spec.context.training
+    assert (s.backend, s.hidden, s.dropout, s.max_norm) == ("numpy_net", [1024, 1024], 0.3, 2.0)
+    assert (s.augment.shift, s.augment.rotation, s.augment.scale) == (2.0, 10.0, 0.1)
+    assert (t.optimizer.name, t.optimizer.lr, t.scheduler.name) == ("adam", 1e-3, "cosine")
+    assert (t.trainer.max_epochs, t.trainer.batch_size) == (30, 128)
+
+
 def test_issue_command_line_runs_end_to_end(tmp_path: Path) -> None:
     """A numpy_net run through the installed mnistfw-train with the shared keys, on the bundled sample."""
     from tests.conftest import run_cli
