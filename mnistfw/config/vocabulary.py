@@ -75,6 +75,30 @@ class AugmentSettings(Checked):
 
 
 @dataclass
+class MLPSettings(Checked):
+    """What the ``model`` sections of the multilayer-perceptron backends share (``lightning_mlp``,
+    ``numpy_net``): the same keys with the same meaning; each backend adds its own."""
+
+    backend: str
+    #: Hidden layer sizes; the input and output sizes come from the data.
+    hidden: list[int]
+    activation: str
+    #: Dropout after each hidden layer; 0 disables it.
+    dropout: float
+    #: Max-norm constraint: after every step each hidden unit's incoming weights are scaled to
+    #: L2 norm <= max_norm (Srivastava et al. 2014); 0 or null: off.
+    max_norm: float | None
+    #: Random shift, rotation and zoom of the training images.
+    augment: AugmentSettings
+
+    constraints: ClassVar[Constraints] = {
+        "hidden": Each(Interval(1, None, integer=True), min_len=1),
+        "dropout": Interval(0, 1, open_high=True),
+        "max_norm": Interval(0, None, none_ok=True, meaning_of_none="off"),
+    }
+
+
+@dataclass
 class EarlyStoppingSettings(Checked):
     """``trainer.early_stopping``: stop when ``monitor`` has not improved for ``patience`` validations."""
 

@@ -82,8 +82,8 @@ class NumpyNetBackend(Backend):
                        rng)
 
     def max_norm(self) -> float | None:
-        """The bound on each hidden unit's incoming weight norm (``model.max_norm``); None: off."""
-        return self.settings.max_norm
+        """The bound on each hidden unit's incoming weight norm (``model.max_norm``); None: off (0 or null)."""
+        return self.settings.max_norm or None  # 0 is off too
 
     def augmenter(self, data: Dataset, rng: np.random.Generator) -> RandomAffine | None:
         """The distortion of training batches ``model.augment`` asks for; None when it is all zeros."""
