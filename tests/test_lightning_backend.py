@@ -174,3 +174,18 @@ def test_max_norm_bounds_every_hidden_unit_and_is_off_when_null(compose, data) -
     assert all(float(n.max()) <= 0.3 + 1e-5 for n in hidden)
     assert any(float(n.max()) > 0.3 for n in row_norms(free)[:-1])  # without it the norms grow past 0.3
     assert float(output.max()) > 0.3  # the output layer is not constrained
+
+
+def test_best_mlp_experiment_composes(compose) -> None:  # noqa: ANN001 - the conftest fixture
+    """experiment=best_mlp is the sweep's best trial trained longer, on full MNIST only."""
+    from mnistfw.app.run_spec import build_run_spec
+
+    cfg = compose(["experiment=best_mlp"])
+    spec = build_run_spec(cfg, None)
+    s, t = spec.settings, spec.context.training
+    assert (s.backend, s.hidden, s.max_norm) == ("lightning_mlp", [512, 1280, 1536], 4.0)
+    assert 0.1 < s.dropout < 0.5 and s.augment.shift > 0 and s.augment.rotation > 0
+    assert (t.optimizer.name, t.scheduler.name, t.trainer.batch_size) == ("adamw", "cosine", 128)
+    assert t.trainer.max_epochs > 20  # longer than the sweep's trials
+    assert cfg.data.source == "full"
+

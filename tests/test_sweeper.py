@@ -353,7 +353,7 @@ def test_plugin_is_found_by_hydra(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "backend"),
     [("lightning_optuna", "lightning_mlp"), ("numpy_optuna", "numpy_net"), ("spark_optuna", "spark_mlp"),
-     ("mlp_optuna", "lightning_mlp")],
+     ("mlp_optuna", "lightning_mlp"), ("best_mlp", "lightning_mlp")],
 )
 def test_hparams_search_configs_search_existing_keys(compose, name: str, backend: str) -> None:
     from omegaconf import OmegaConf

@@ -79,10 +79,11 @@ def test_plateau_schedule_lowers_the_rate_when_validation_stalls(blobs: Dataset,
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_early_stopping_stops_every_backend_the_same_way(blobs: Dataset, backend: str) -> None:
-    # train/loss falls every epoch, so watched with mode=max it never improves after epoch 1:
-    # with patience 2 every backend stops after epoch 3.
+    # With small plain SGD steps train/loss falls every epoch, so watched with mode=max it never
+    # improves after epoch 1: with patience 2 every backend stops after epoch 3.
     model = backend_from([*_model(backend), *QUIET, "trainer.max_epochs=8", "trainer.early_stopping.patience=2",
-                          "trainer.early_stopping.monitor=train/loss", "trainer.early_stopping.mode=max"])
+                          "trainer.early_stopping.monitor=train/loss", "trainer.early_stopping.mode=max",
+                          "optimizer=sgd", "optimizer.lr=0.02", "scheduler=none"])
     from mnistfw.backends.monitoring import EarlyStopping
 
     stopper = EarlyStopping(model.context.training.trainer.early_stopping, model.context.training.trainer.min_epochs)
@@ -132,3 +133,36 @@ def test_weight_decay_applies_to_weight_matrices_only_in_both_gradient_backends(
     delta = numpy_net.grads - plain
     np.testing.assert_allclose(delta[: numpy_net.n_weights], 0.5 * numpy_net.params[: numpy_net.n_weights])
     assert not delta[numpy_net.n_weights :].any()
+
+
+@pytest.mark.parametrize(("init", "activation", "std"), [
+    ("auto", "relu", lambda fan_in, fan_out: np.sqrt(2 / fan_in)),
+    ("auto", "selu", lambda fan_in, fan_out: np.sqrt(1 / fan_in)),
+    ("auto", "tanh", lambda fan_in, fan_out: np.sqrt(2 / (fan_in + fan_out))),
+    ("torch", "relu", lambda fan_in, fan_out: np.sqrt(1 / (3 * fan_in))),  # uniform +-1/sqrt(fan_in)
+])
+def test_model_init_means_the_same_in_both_mlp_backends(init: str, activation: str, std) -> None:  # noqa: ANN001
+    """model.init draws every layer (the output layer too) from the same distribution in both backends."""
+    import torch
+
+    from mnistfw.backends.lightning_mlp.lightning_module import build_mlp
+    from mnistfw.backends.numpy_net.layers import init_layer
+    from mnistfw.config.vocabulary import initial_scheme
+
+    torch.manual_seed(0)
+    sizes = [(784, 512), (512, 10)]
+    linears = [m for m in build_mlp(784, 10, [512], activation, False, 0.0, init) if isinstance(m, torch.nn.Linear)]
+    rng = np.random.default_rng(0)
+    for linear, (fan_in, fan_out) in zip(linears, sizes, strict=True):
+        w, b = np.empty((fan_in, fan_out), np.float32), np.empty(fan_out, np.float32)
+        init_layer(w, b, initial_scheme(init, activation), rng)
+        torch_w, torch_b = linear.weight.detach().numpy(), linear.bias.detach().numpy()
+        for weights in (torch_w, w):
+            assert abs(weights.mean()) < 0.1 * std(fan_in, fan_out)
+            assert weights.std() == pytest.approx(std(fan_in, fan_out), rel=0.05)
+        if init == "torch":  # biases drawn too, within +-1/sqrt(fan_in)
+            for bias in (torch_b, b):
+                assert 0 < np.abs(bias).max() <= 1 / np.sqrt(fan_in)
+            assert np.abs(w).max() <= 1 / np.sqrt(fan_in)
+        else:
+            assert not torch_b.any() and not b.any()

@@ -74,6 +74,20 @@ class AugmentSettings(Checked):
         return bool(self.shift or self.rotation or self.scale)
 
 
+#: Weight initialisation schemes of the MLP backends (``model.init``). he: normal, var 2/fan_in;
+#: lecun: var 1/fan_in; xavier (Glorot): var 2/(fan_in + fan_out); torch: PyTorch's ``nn.Linear``
+#: default, weights and biases uniform in +-1/sqrt(fan_in); auto: chosen from the activation.
+INITS = ("auto", "he", "xavier", "lecun", "torch")
+
+
+def initial_scheme(init: str, activation: str) -> str:
+    """The scheme ``model.init`` means for ``activation``: ``auto`` is He for the ReLU family,
+    LeCun for SELU (self-normalising networks need it), Xavier for tanh, sigmoid and GELU."""
+    if init != "auto":
+        return init
+    return {"relu": "he", "leaky_relu": "he", "selu": "lecun"}.get(activation, "xavier")
+
+
 @dataclass
 class MLPSettings(Checked):
     """What the ``model`` sections of the multilayer-perceptron backends share (``lightning_mlp``,
@@ -83,6 +97,8 @@ class MLPSettings(Checked):
     #: Hidden layer sizes; the input and output sizes come from the data.
     hidden: list[int]
     activation: str
+    #: Weight initialisation: auto (from the activation), he, xavier, lecun or torch; see INITS.
+    init: str
     #: Dropout after each hidden layer; 0 disables it.
     dropout: float
     #: Max-norm constraint: after every step each hidden unit's incoming weights are scaled to
@@ -93,6 +109,7 @@ class MLPSettings(Checked):
 
     constraints: ClassVar[Constraints] = {
         "hidden": Each(Interval(1, None, integer=True), min_len=1),
+        "init": Options(*INITS),
         "dropout": Interval(0, 1, open_high=True),
         "max_norm": Interval(0, None, none_ok=True, meaning_of_none="off"),
     }

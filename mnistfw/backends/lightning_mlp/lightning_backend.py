@@ -84,6 +84,7 @@ class LightningMLPBackend(Backend):
             steps_per_epoch=len(train),
             gradient_clip_val=t.gradient_clip_val,
             max_norm=s.max_norm,
+            init=s.init,
         )
         module.epoch_callback = governor.wrap(on_epoch_end)
         if s.augment.enabled:

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from mnistfw.backends.base import EpochCallback, StopTraining
 from mnistfw.backends.schedules import EPOCH_SCHEDULES, Plateau, epoch_lr
-from mnistfw.config.vocabulary import OptimizerSettings, SchedulerSettings
+from mnistfw.config.vocabulary import OptimizerSettings, SchedulerSettings, initial_scheme
 from mnistfw.metrics import epoch_metrics
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -27,19 +27,20 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 
 def build_mlp(
-    n_features: int, n_classes: int, hidden: list[int], activation: str, batch_norm: bool, dropout: float
+    n_features: int, n_classes: int, hidden: list[int], activation: str, batch_norm: bool, dropout: float,
+    init: str = "auto",
 ) -> nn.Sequential:
     """``Linear -> [BatchNorm] -> activation -> [Dropout]`` per hidden layer, then a linear output.
 
-    SELU layers use AlphaDropout and LeCun-normal initialisation (self-normalising networks).
+    Every linear layer is initialised by ``init`` (``model.init``, the NumPy network's schemes);
+    SELU layers use AlphaDropout.
     """
+    scheme = initial_scheme(init, activation)
     layers: list[nn.Module] = []
     width = n_features
     for units in hidden:
         linear = nn.Linear(width, units)
-        if activation == "selu":
-            nn.init.kaiming_normal_(linear.weight, nonlinearity="linear")
-            nn.init.zeros_(linear.bias)
+        init_linear(linear, scheme)
         layers.append(linear)
         if batch_norm:
             layers.append(nn.BatchNorm1d(units))
@@ -47,8 +48,22 @@ def build_mlp(
         if dropout > 0:
             layers.append(nn.AlphaDropout(dropout) if activation == "selu" else nn.Dropout(dropout))
         width = units
-    layers.append(nn.Linear(width, n_classes))
+    output = nn.Linear(width, n_classes)
+    init_linear(output, scheme)
+    layers.append(output)
     return nn.Sequential(*layers)
+
+
+def init_linear(linear: nn.Linear, scheme: str) -> None:
+    """Initialise one layer by ``scheme`` (he, lecun, xavier: normal weights, zero biases; torch:
+    ``nn.Linear``'s own uniform +-1/sqrt(fan_in), left as constructed)."""
+    if scheme == "torch":
+        return
+    if scheme == "xavier":
+        nn.init.xavier_normal_(linear.weight)
+    else:
+        nn.init.kaiming_normal_(linear.weight, nonlinearity="relu" if scheme == "he" else "linear")
+    nn.init.zeros_(linear.bias)
 
 
 def process_group() -> tuple[int, int]:
@@ -174,6 +189,7 @@ class MLPModule(pl.LightningModule):
         steps_per_epoch: int = 1,
         gradient_clip_val: float | None = None,
         max_norm: float | None = None,
+        init: str = "auto",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -186,7 +202,7 @@ class MLPModule(pl.LightningModule):
         self._scheduler = SchedulerSettings(**scheduler)
         self._plateau: Plateau | None = None
         self._schedule_per_step = self._scheduler.name == "onecycle"
-        self.net = build_mlp(n_features, n_classes, list(hidden), activation, batch_norm, dropout)
+        self.net = build_mlp(n_features, n_classes, list(hidden), activation, batch_norm, dropout, init)
         self._max_norm = max_norm
         #: The weights max_norm bounds: every layer's but the output layer's.
         self._hidden_weights = [m.weight for m in self.net if isinstance(m, nn.Linear)][:-1]

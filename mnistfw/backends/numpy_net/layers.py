@@ -76,23 +76,22 @@ class Activation:
         grad *= scratch
 
 
-#: Initialisation schemes accepted in ``model.init`` ("auto" picks one from the activation).
-INITS = ("auto", "he", "xavier", "lecun")
+def init_layer(w: np.ndarray, b: np.ndarray, scheme: str, rng: np.random.Generator) -> None:
+    """Fill a layer's ``w`` of shape ``(fan_in, fan_out)`` and its bias ``b`` in place (``model.init``).
 
-
-def default_init(activation: str) -> str:
-    """He for the ReLU family, LeCun for SELU (self-normalising), Xavier for tanh/sigmoid."""
-    return {"relu": "he", "leaky_relu": "he", "selu": "lecun"}.get(activation, "xavier")
-
-
-def init_weights(w: np.ndarray, scheme: str, rng: np.random.Generator) -> None:
-    """Fill ``w`` of shape ``(fan_in, fan_out)`` with zero-mean normal values, in place.
-
-    he: var = 2 / fan_in; lecun: var = 1 / fan_in; xavier (Glorot): var = 2 / (fan_in + fan_out).
+    he: normal, var = 2 / fan_in; lecun: var = 1 / fan_in; xavier (Glorot): var = 2 / (fan_in +
+    fan_out) — all with zero biases; torch: PyTorch's ``nn.Linear`` default, weights and biases
+    uniform in +-1/sqrt(fan_in).
     """
     fan_in, fan_out = w.shape
+    if scheme == "torch":
+        bound = 1.0 / math.sqrt(fan_in)
+        w[...] = rng.uniform(-bound, bound, w.shape)
+        b[...] = rng.uniform(-bound, bound, b.shape)
+        return
     var = {"he": 2.0 / fan_in, "lecun": 1.0 / fan_in, "xavier": 2.0 / (fan_in + fan_out)}[scheme]
     w[...] = rng.standard_normal(w.shape, dtype=np.float64) * math.sqrt(var)
+    b[...] = 0
 
 
 def softmax_cross_entropy_(logits: np.ndarray, y: np.ndarray, rows: np.ndarray) -> tuple[float, int]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistfw.backends.numpy_net.layers import Activation, init_weights, softmax_, softmax_cross_entropy_
+from mnistfw.backends.numpy_net.layers import Activation, init_layer, softmax_, softmax_cross_entropy_
 
 
 class Network:
@@ -62,11 +62,9 @@ class Network:
         return len(self.weights)
 
     def initialize(self, scheme: str, rng: np.random.Generator) -> None:
-        """Random weights by ``scheme`` (he, xavier, lecun), zero biases."""
-        for w in self.weights:
-            init_weights(w, scheme, rng)
-        for b in self.biases:
-            b[...] = 0
+        """Random weights and biases by ``scheme`` (he, xavier, lecun, torch; see ``init_layer``)."""
+        for w, b in zip(self.weights, self.biases, strict=True):
+            init_layer(w, b, scheme, rng)
 
     # -- work buffers ----------------------------------------------------------------------
     def reserve(self, rows: int) -> None:

@@ -19,14 +19,13 @@ import numpy as np
 
 from mnistfw.backends.base import Backend, EpochCallback, History
 from mnistfw.backends.numpy_net.augment import RandomAffine
-from mnistfw.backends.numpy_net.layers import default_init
 from mnistfw.backends.numpy_net.network import Network
 from mnistfw.backends.numpy_net.numpy_settings import NumpyNetSettings
 from mnistfw.backends.numpy_net.optimizers import OPTIMIZERS
 from mnistfw.backends.numpy_net.trainer import Trainer
 from mnistfw.backends.threads import AUTO, ThreadGovernor
 from mnistfw.config.validation import require
-from mnistfw.config.vocabulary import SHARED_TRAINER_KEYS, Reads, Training
+from mnistfw.config.vocabulary import SHARED_TRAINER_KEYS, Reads, Training, initial_scheme
 from mnistfw.data.dataset import Dataset
 from mnistfw.errors import ModelFormatError
 from mnistfw.io import atomic_path
@@ -78,8 +77,7 @@ class NumpyNetBackend(Backend):
         return bool(self.settings.shuffle)
 
     def initialize(self, net: Network, rng: np.random.Generator) -> None:
-        net.initialize(default_init(self.settings.activation) if self.settings.init == "auto" else self.settings.init,
-                       rng)
+        net.initialize(initial_scheme(self.settings.init, self.settings.activation), rng)
 
     def max_norm(self) -> float | None:
         """The bound on each hidden unit's incoming weight norm (``model.max_norm``); None: off (0 or null)."""

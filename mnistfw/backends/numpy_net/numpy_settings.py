@@ -9,19 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from mnistfw.backends.numpy_net.layers import ACTIVATIONS, INITS
+from mnistfw.backends.numpy_net.layers import ACTIVATIONS
 from mnistfw.config.validation import Constraints, Interval, Options
 from mnistfw.config.vocabulary import MLPSettings
 
 
 @dataclass
 class NumpyNetSettings(MLPSettings):
-    """``model`` for ``model=numpy_net``: the shared MLP keys plus initialisation and shuffling."""
+    """``model`` for ``model=numpy_net``: the shared MLP keys plus leaky_relu's slope and shuffling."""
 
     #: Slope of leaky_relu below zero.
     leaky_slope: float
-    #: auto (he for relu/leaky_relu, lecun for selu, xavier for tanh/sigmoid), he, xavier, lecun.
-    init: str
     #: Reshuffle the training rows every epoch.
     shuffle: bool
 
@@ -30,5 +28,4 @@ class NumpyNetSettings(MLPSettings):
         "backend": Options("numpy_net"),
         "activation": Options(*ACTIVATIONS),
         "leaky_slope": Interval(0, 1, open_low=True, open_high=True),
-        "init": Options(*INITS),
     }
