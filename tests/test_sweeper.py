@@ -710,3 +710,21 @@ def test_one_mlp_search_space_drives_the_numpy_network(tmp_path: Path) -> None:
         assert saved["model"]["backend"] == "numpy_net"
     # The study is kept beside the sweep folder, named after the task and the model.
     assert (tmp_path / "mlp_optuna-numpy_net.db").is_file()
+
+
+@pytest.mark.parametrize("n_trials", [3, 13])
+def test_intermediate_values_plot_keeps_its_legend_only_while_it_fits(tmp_path: Path, n_trials: int) -> None:
+    import optuna
+
+    from mnistfw.sweeps.results import MAX_LEGEND_TRIALS, _label_intermediate_values
+
+    study = optuna.create_study(direction="maximize")
+    for i in range(n_trials):
+        trial = study.ask()
+        for epoch in (1, 2):
+            trial.report(0.9 + 0.01 * i + 0.001 * epoch, epoch)
+        study.tell(trial, 0.9 + 0.01 * i)
+    ax = optuna.visualization.matplotlib.plot_intermediate_values(study)
+    _label_intermediate_values(ax, "val/accuracy")
+    assert ax.get_ylabel() == "val/accuracy" and ax.get_xlabel() == "epoch"
+    assert (ax.get_legend() is not None) == (n_trials <= MAX_LEGEND_TRIALS)

@@ -171,12 +171,29 @@ def draw_plots(study: Any, sweep_dir: Path, objective_names: list[str]) -> tuple
             if name == "parallel_coordinate":  # one vertical axis per parameter: give each room
                 width, height = first.figure.get_size_inches()
                 first.figure.set_size_inches(max(width, 1.5 * len(first.figure.axes)), max(height, 5.5))
+            if name == "intermediate_values":
+                _label_intermediate_values(first, objective_names[0] if objective_names else "objective")
             save_figure(first.figure, sweep_dir / f"{name}.png")
             written.append(f"{name}.png")
         except Exception as exc:  # noqa: BLE001 - a plot must not lose the results
             skipped[name] = f"{type(exc).__name__}: {exc}"
             log.warning("plot %s not drawn: %s", name, skipped[name])
     return written, skipped
+
+
+#: Above this many trials the per-trial legend of intermediate_values.png would outgrow the plot.
+MAX_LEGEND_TRIALS = 12
+
+
+def _label_intermediate_values(ax: Any, objective: str) -> None:
+    """Name the axes after what the trials reported; drop the per-trial legend when it would crowd the plot."""
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(objective)
+    legend = ax.get_legend()
+    if legend is not None and len(ax.get_lines()) > MAX_LEGEND_TRIALS:
+        legend.remove()
+        ax.set_title(f"{ax.get_title()} ({len(ax.get_lines())} trials)")
+    ax.figure.tight_layout()
 
 
 def write_results(
