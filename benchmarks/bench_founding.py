@@ -28,8 +28,9 @@ FOUNDING = ("numpy_founding", "keras_selu", "keras_tuner_ann", "keras_tuner_dnn"
 def train(experiment: str, out: Path) -> float:
     """Run one experiment into ``out / experiment``; return its wall time (exits on failure)."""
     script = Path(sys.executable).parent / "mnistfw-train"
-    cmd = [str(script), f"experiment={experiment}", f"paths.log_dir={out / experiment}",
-           "trainer.enable_progress_bar=false"]
+    # (no trainer.enable_progress_bar: a baseline in a multirun experiment does not read it, and
+    # the progress bar is drawn only on a terminal anyway)
+    cmd = [str(script), f"experiment={experiment}", f"paths.log_dir={out / experiment}"]
     start = time.perf_counter()
     with (out / f"{experiment}.log").open("w") as log:
         code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False).returncode

@@ -183,7 +183,7 @@ def test_best_mlp_experiment_composes(compose) -> None:  # noqa: ANN001 - the co
     cfg = compose(["experiment=best_mlp"])
     spec = build_run_spec(cfg, None)
     s, t = spec.settings, spec.context.training
-    assert (s.backend, s.hidden, s.init) == ("lightning_mlp", [1536, 1536, 1280], "torch")
+    assert (s.backend, s.hidden, s.init) == ("lightning_mlp", [1536, 1536, 1280], "torch")  # as in the sweep
     assert 0.1 <= s.dropout <= 0.5 and s.augment.shift > 0 and s.augment.rotation > 0
     assert (t.optimizer.name, t.scheduler.name, t.trainer.batch_size) == ("adamw", "cosine", 128)
     assert t.trainer.max_epochs > 20  # longer than the sweep's trials

@@ -118,7 +118,7 @@ def test_weight_decay_applies_to_weight_matrices_only_in_both_gradient_backends(
     from mnistfw.config.vocabulary import OptimizerSettings
 
     settings = OptimizerSettings(name="sgd", lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.5)
-    net = build_mlp(4, 3, [5], "relu", False, 0.0)
+    net = build_mlp(4, 3, [5], "relu", False, 0.0, "torch")
     opt = make_optimizer(settings, net)
     decayed = {id(p) for g in opt.param_groups if g["weight_decay"] == 0.5 for p in g["params"]}
     assert decayed == {id(p) for p in net.parameters() if p.ndim == 2}

@@ -203,7 +203,7 @@ class LightningMLPBackend(Backend):
         s = self.settings
         try:
             net = build_mlp(int(architecture["n_features"]), int(architecture["n_classes"]), list(s.hidden),
-                            s.activation, s.batch_norm, s.dropout)
+                            s.activation, s.batch_norm, s.dropout, s.init)
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFormatError(f"{directory}/mnistfw_model.json: the architecture is incomplete ({exc!r}); "
                                    "re-train or restore the run") from None

@@ -27,8 +27,7 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 
 def build_mlp(
-    n_features: int, n_classes: int, hidden: list[int], activation: str, batch_norm: bool, dropout: float,
-    init: str = "auto",
+    n_features: int, n_classes: int, hidden: list[int], activation: str, batch_norm: bool, dropout: float, init: str
 ) -> nn.Sequential:
     """``Linear -> [BatchNorm] -> activation -> [Dropout]`` per hidden layer, then a linear output.
 
@@ -185,11 +184,11 @@ class MLPModule(pl.LightningModule):
         dropout: float,
         optimizer: dict[str, Any],
         scheduler: dict[str, Any],
+        init: str,
         max_epochs: int = 1,
         steps_per_epoch: int = 1,
         gradient_clip_val: float | None = None,
         max_norm: float | None = None,
-        init: str = "auto",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
