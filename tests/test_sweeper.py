@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -724,7 +725,9 @@ def test_intermediate_values_plot_keeps_its_legend_only_while_it_fits(tmp_path: 
         for epoch in (1, 2):
             trial.report(0.9 + 0.01 * i + 0.001 * epoch, epoch)
         study.tell(trial, 0.9 + 0.01 * i)
-    ax = optuna.visualization.matplotlib.plot_intermediate_values(study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ax = optuna.visualization.matplotlib.plot_intermediate_values(study)
     _label_intermediate_values(ax, "val/accuracy")
     assert ax.get_ylabel() == "val/accuracy" and ax.get_xlabel() == "epoch"
     assert (ax.get_legend() is not None) == (n_trials <= MAX_LEGEND_TRIALS)
