@@ -176,6 +176,26 @@ def test_idx_truncated_gzip_stream(tmp_path: Path) -> None:
         idx.read_labels(path)
 
 
+def test_idx_gzip_checks_its_trailer_and_reads_every_member(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    images = (np.arange(4 * 28 * 28) % 251).astype(np.uint8).reshape(4, 28, 28)
+    idx.write_images(path, images)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-1])  # every pixel is there, the length field is not
+    with pytest.raises(DataError, match="truncated or corrupt gzip file .*end-of-stream"):
+        idx.read_images(path)
+    damaged = bytearray(whole)
+    damaged[-6] ^= 1  # the CRC-32 of the inflated bytes
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(DataError, match="truncated or corrupt gzip file .*incorrect data check"):
+        idx.read_images(path)
+    payload = gzip.decompress(whole)
+    path.write_bytes(gzip.compress(payload[:1000]) + gzip.compress(payload[1000:]) + bytes(7))
+    np.testing.assert_array_equal(idx.read_images(path), images)
+
+
 def test_idx_wrong_magic_and_bad_labels(tmp_path: Path) -> None:
     labels_path = tmp_path / "labels.gz"
     idx.write_labels(labels_path, np.array([1, 2, 3]))

@@ -44,11 +44,45 @@ def parse(path: Path, ndims: tuple[int, ...], image_shape: tuple[int, int] | Non
     with open(path, "rb") as raw:
         compressed = raw.read(2) == b"\x1f\x8b"
         raw.seek(0)
-        fh = gzip.GzipFile(fileobj=raw) if compressed else raw
+        if not compressed:
+            return _parse_stream(raw, ndims, image_shape)
         try:
-            return _parse_stream(fh, ndims, image_shape)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            return _parse_stream(_Inflater(raw.read()), ndims, image_shape)
+        except (EOFError, zlib.error) as exc:
             raise IdxError(f"truncated or corrupt gzip file ({exc})") from None
+
+
+class _Inflater:
+    """``read(n)`` over gzip-compressed bytes, each call one zlib call that inflates at most ``n``
+    bytes.
+
+    Unlike ``gzip.GzipFile``, which inflates in small chunks and takes the interpreter lock back
+    after each, a whole read here runs without the lock, so it really runs beside another thread
+    (the backend's imports). zlib checks each member's CRC and length as it reaches the member's
+    end; concatenated members are read one after the other, as ``gzip`` does.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self._inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        self._input = data
+
+    def read(self, n: int) -> bytes:
+        """Up to ``n`` inflated bytes; fewer only at the end of the data. Raises ``EOFError`` when
+        the data ends inside a member and ``zlib.error`` when it is not valid gzip."""
+        parts: list[bytes] = []
+        while n > 0 and self._input:
+            out = self._inflate.decompress(self._input, n)
+            parts.append(out)
+            n -= len(out)
+            if self._inflate.eof:  # a member ended: what follows is the next member (or padding)
+                rest = self._inflate.unused_data
+                self._inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                self._input = rest if rest.strip(b"\0") else b""
+            else:
+                self._input = self._inflate.unconsumed_tail
+                if not self._input and n > 0:
+                    raise EOFError("compressed file ended before the end-of-stream marker was reached")
+        return b"".join(parts)
 
 
 def _parse_stream(fh: BinaryIO, ndims: tuple[int, ...], image_shape: tuple[int, int] | None) -> np.ndarray:
