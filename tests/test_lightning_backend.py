@@ -189,3 +189,38 @@ def test_best_mlp_experiment_composes(compose) -> None:  # noqa: ANN001 - the co
     assert t.trainer.max_epochs > 20  # longer than the sweep's trials
     assert cfg.data.source == "full"
 
+
+
+def test_plain_steps_train_exactly_as_lightnings_wrappers(data) -> None:
+    """Without hooks to dispatch, steps skip Lightning's wrappers: same weights, same global_step;
+    a callback in the step's hooks puts the wrappers back and is called on every step."""
+    import pytorch_lightning as pl
+    import torch
+
+    from mnistfw.backends.lightning_mlp.lightning_module import MLPModule, TensorBatches
+
+    class CountSteps(pl.Callback):
+        calls = 0
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+            CountSteps.calls += 1
+
+    def fit(callbacks: list[pl.Callback]) -> tuple[MLPModule, pl.Trainer]:
+        torch.manual_seed(0)
+        module = MLPModule(784, 10, [32], "relu", False, 0.1, {"name": "adam", "lr": 1e-3},
+                           {"name": "none"}, "torch", max_epochs=2)
+        batches = TensorBatches(torch.from_numpy(data.train.x), torch.from_numpy(data.train.y), 100,
+                                shuffle=True, seed=0)
+        trainer = pl.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, callbacks=callbacks,
+                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                             num_sanity_val_steps=0)
+        trainer.fit(module, train_dataloaders=batches)
+        return module, trainer
+
+    plain, plain_trainer = fit([])
+    wrapped, wrapped_trainer = fit([CountSteps()])
+    steps = 2 * -(-len(data.train) // 100)
+    assert plain._plain_steps and not wrapped._plain_steps
+    assert plain_trainer.global_step == wrapped_trainer.global_step == steps == CountSteps.calls
+    for a, b in zip(plain.parameters(), wrapped.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
