@@ -135,7 +135,7 @@ def test_defaults_are_the_documented_ones(compose) -> None:
     assert cfg.model.backend == "lightning_mlp"
     assert cfg.data.name == "mnist" and cfg.data.source == "auto"
     assert cfg.data.split.val == 5000 and cfg.data.split.train is None and cfg.data.split.test is None
-    assert cfg.trainer.accelerator == "cpu" and cfg.trainer.max_epochs == 10 and cfg.trainer.batch_size == 256
+    assert cfg.trainer.accelerator == "cpu" and cfg.trainer.max_epochs == 20 and cfg.trainer.batch_size == 256
     assert cfg.optimizer.name == "adam" and cfg.scheduler.name == "cosine"
     assert cfg.objective == "val/accuracy"
     assert "spark" not in cfg  # the Spark session group comes with model=spark_mlp only
