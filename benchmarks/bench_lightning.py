@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per side and round")
     parser.add_argument("--rounds", type=int, default=5, help="hand-loop/Lightning rounds")
     parser.add_argument("--skip-cli", action="store_true", help="only the per-epoch comparison")
-    parser.add_argument("--e2e-rounds", type=int, default=2, help="end-to-end run / hand-loop rounds")
+    parser.add_argument("--e2e-rounds", type=int, default=3, help="end-to-end run / hand-loop rounds")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="batch size for both sides of part 1 (default: the default config's)")
     parser.add_argument("--threads", type=int, default=None,
