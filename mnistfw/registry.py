@@ -33,7 +33,7 @@ class PluginEntry:
     entry_point: EntryPoint
 
     # Read from the package's metadata only when asked (a listing, an error, two packages
-    # claiming one name): parsing every package's METADATA on each lookup cost a run 0.25 s.
+    # claiming one name): parsing every package's METADATA on each lookup cost a run spec 0.08 s.
     @cached_property
     def distribution(self) -> str:
         """The name of the package that registers this entry point."""
