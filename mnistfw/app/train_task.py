@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistfw import __version__
+from mnistfw.app import heap
 from mnistfw.app.processes import is_primary_process
 from mnistfw.app.recording import Recorder, log_metrics, objective_value
 from mnistfw.app.run_spec import RunSpec
@@ -87,13 +88,16 @@ def train(spec: RunSpec, run_dir: Path, callbacks: Sequence[EpochCallback] = ())
     run_dir = Path(run_dir)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    spec.backend_cls.warm_up()
+    importing = spec.backend_cls.warm_up()
     data = load_dataset(spec.data, seed=spec.context.seed)
     timings["load_s"] = round(time.perf_counter() - start, 3)
     log.info("data: %s from %s  train/val/test = %d/%d/%d", data.info.name, data.info.source,
              len(data.train), len(data.val), len(data.test))
     recorder = Recorder(run_dir, spec.evaluators, spec.visualizers, spec.config)
-    if spec.visualizers:
+    if importing is not None:  # the fit would wait for it anyway
+        importing.join()
+    heap.settle()
+    if spec.visualizers:  # after the backend's imports, not competing with them for the interpreter
         prepare_plotting()
     primary = is_primary_process()  # in a multi-process (DDP) run, only rank 0 records and writes
     trackers = Trackers(spec, run_dir) if primary else Trackers.none(spec, run_dir)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -121,13 +122,13 @@ class Backend(ABC):
     heavy_modules: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
-    def warm_up(cls) -> None:
+    def warm_up(cls) -> threading.Thread | None:
         """Start importing :attr:`heavy_modules` in a background thread: reading the data mostly
-        waits on the disk and on NumPy, which leave the interpreter free for the imports."""
+        waits on the disk and on zlib, which leave the interpreter free for the imports. Returns
+        the thread (None when there is nothing to import)."""
         if not cls.heavy_modules:
-            return
+            return None
         import importlib
-        import threading
 
         def load() -> None:
             for module in cls.heavy_modules:
@@ -136,7 +137,9 @@ class Backend(ABC):
                 except Exception:  # noqa: BLE001 - the import proper, in fit(), reports it
                     return
 
-        threading.Thread(target=load, name=f"import-{cls.name}", daemon=True).start()
+        thread = threading.Thread(target=load, name=f"import-{cls.name}", daemon=True)
+        thread.start()
+        return thread
 
     def __init__(self, settings: Any, context: RunContext, **sections: Any) -> None:
         self.settings = settings

@@ -127,6 +127,7 @@ class HydraTask:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
+        from mnistfw.app import heap
         from mnistfw.app.processes import is_primary_process
 
         hc = HydraConfig.get()
@@ -134,6 +135,7 @@ class HydraTask:
         if not is_primary_process():  # the other processes of a DDP run: warnings and errors only
             logging.getLogger("mnistfw").setLevel(logging.WARNING)
         if hc.mode == RunMode.MULTIRUN:
+            heap.settle()  # a sweep chosen in the config rather than by -m: collect during its jobs
             return self.run(cfg, run_dir, self.epoch_callbacks)
         try:
             return self.run(cfg, run_dir, self.epoch_callbacks)
@@ -246,6 +248,16 @@ def hydra_entry(config_name: str, run: RunFunction) -> Callable[[], Any]:
     """
 
     def main() -> Any:
+        from mnistfw.app import heap
+
+        if not {"-m", "--multirun"} & set(sys.argv[1:]):  # a sweep's process lives long: collect throughout
+            heap.pause()
+        try:
+            return _main()
+        finally:
+            heap.freeze_for_exit()
+
+    def _main() -> Any:
         import hydra
         from hydra.errors import HydraException
 

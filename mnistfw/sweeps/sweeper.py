@@ -270,6 +270,9 @@ class OptunaSweep:
         """Run the study until ``n_trials`` trials are finished; write the results; return them."""
         from omegaconf import OmegaConf
 
+        from mnistfw.app import heap
+
+        heap.settle()  # hydra.mode=MULTIRUN set in a config: the collector runs for the whole sweep
         assert self.config is not None and self.hydra_context is not None
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
         try:
