@@ -33,9 +33,15 @@ def user_set_keys(cfg: DictConfig) -> set[str]:
     hc = HydraConfig.get()
     # Command-line keys of this config (group choices such as debug=default or experiment=x
     # select whole setups and are not keys of it; what they set shows up as differences below).
-    keys = {k for k in map(_override_key, hc.overrides.task) if k.split(".", 1)[0] in cfg}
+    overridden = [_override_key(o) for o in hc.overrides.task]
+    keys = {k for k in overridden if k.split(".", 1)[0] in cfg}
     choice = hc.runtime.choices.get("model")
-    reference = _reference(hc.job.config_name, choice) if choice else None
+    # Only a group choice other than the model (experiment=, debug=, a user's own config group)
+    # can set keys the command line does not name; without one the reference composes to this
+    # very config, so the second compose (a quarter of a second) is skipped.
+    other_groups = set(hc.runtime.choices) - {"model"}
+    chosen = any(k in other_groups for k in overridden)
+    reference = _reference(hc.job.config_name, choice) if choice and chosen else None
     if reference is not None:
         keys |= set(_differences(_plain(cfg), _plain(reference)))
     return {k for k in keys if k and k.split(".", 1)[0] not in ALWAYS_READ}
