@@ -125,6 +125,9 @@ def main() -> None:
 
     import torch
 
+    # Both sides flush denormal floats to zero, as the default config does (trainer.flush_denormal):
+    # set before torch's first parallel region so that its worker threads inherit it.
+    torch.set_flush_denormal(True)
     if args.threads:
         torch.set_num_threads(args.threads)
     data = load_full_mnist(data_root)

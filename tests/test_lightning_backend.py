@@ -224,3 +224,21 @@ def test_plain_steps_train_exactly_as_lightnings_wrappers(data) -> None:
     assert plain_trainer.global_step == wrapped_trainer.global_step == steps == CountSteps.calls
     for a, b in zip(plain.parameters(), wrapped.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def _flushes_denormals() -> bool:
+    import torch
+
+    return float(torch.tensor([1e-39], dtype=torch.float32) * 1.0) == 0.0
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_flush_denormal_sets_the_cpus_denormal_mode_for_the_fit(compose, data, flush: bool) -> None:
+    import torch
+
+    torch.set_flush_denormal(not flush)  # the opposite state before the fit
+    try:
+        _fit(_cfg(compose, f"trainer.flush_denormal={str(flush).lower()}", "trainer.max_epochs=1"), data)
+        assert _flushes_denormals() is flush
+    finally:
+        torch.set_flush_denormal(False)

@@ -190,6 +190,8 @@ class TrainerSettings(Checked):
     strategy: str
     num_nodes: int
     num_sanity_val_steps: int
+    #: Treat denormal floats (below 1.2e-38) as zero in CPU maths (torch.set_flush_denormal).
+    flush_denormal: bool
 
     constraints: ClassVar[Constraints] = {
         "max_epochs": Interval(1, None, integer=True),
@@ -343,5 +345,5 @@ SHARED_TRAINER_KEYS = frozenset({
 })
 #: The trainer keys only Lightning's Trainer has.
 LIGHTNING_TRAINER_KEYS = frozenset({
-    "accelerator", "devices", "strategy", "num_nodes", "num_sanity_val_steps",
+    "accelerator", "devices", "strategy", "num_nodes", "num_sanity_val_steps", "flush_denormal",
 })

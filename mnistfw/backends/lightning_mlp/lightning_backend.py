@@ -60,6 +60,9 @@ class LightningMLPBackend(Backend):
         if self.context.resume_from is not None:
             _check_checkpoint(self.context.resume_from)
         pl.seed_everything(seed, workers=True, verbose=False)
+        # Before the first parallel region, so that torch's worker threads inherit it.
+        if not torch.set_flush_denormal(t.flush_denormal) and t.flush_denormal:
+            log.info("trainer.flush_denormal: this CPU cannot flush denormals to zero; they are kept")
         governor = ThreadGovernor(t.num_threads, torch.set_num_threads, cap=_ddp_thread_cap(t))
         self._threads_chosen = True
         batch = t.batch_size or len(data.train)
