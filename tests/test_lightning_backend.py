@@ -197,7 +197,7 @@ def test_plain_steps_train_exactly_as_lightnings_wrappers(data) -> None:
     import pytorch_lightning as pl
     import torch
 
-    from mnistfw.backends.lightning_mlp.lightning_module import MLPModule, TensorBatches
+    from mnistfw.backends.lightning_mlp.lightning_module import MLPModule, StepBatches, TensorBatches
 
     class CountSteps(pl.Callback):
         calls = 0
@@ -214,7 +214,7 @@ def test_plain_steps_train_exactly_as_lightnings_wrappers(data) -> None:
         trainer = pl.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, callbacks=callbacks,
                              enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                              num_sanity_val_steps=0)
-        trainer.fit(module, train_dataloaders=batches)
+        trainer.fit(module, train_dataloaders=StepBatches(batches, 1))
         return module, trainer
 
     plain, plain_trainer = fit([])
@@ -242,3 +242,36 @@ def test_flush_denormal_sets_the_cpus_denormal_mode_for_the_fit(compose, data, f
         assert _flushes_denormals() is flush
     finally:
         torch.set_flush_denormal(False)
+
+
+def test_batches_per_step_trains_the_same_steps_on_the_same_batches(compose, data) -> None:
+    """Several mini-batches per Lightning step: the same optimiser steps in the same order (same
+    weights, history and global_step), fewer Lightning steps."""
+    runs = {}
+    for per_step in (1, 3):
+        backend, history = _fit(_cfg(compose, f"trainer.batches_per_step={per_step}", "trainer.batch_size=64"), data)
+        runs[per_step] = (backend.predict_proba(data.test.x), history)
+    np.testing.assert_array_equal(runs[1][0], runs[3][0])
+    assert runs[1][1] == runs[3][1]
+
+
+def test_limit_train_batches_counts_mini_batches_whatever_the_batches_per_step(compose, data) -> None:
+    import pytorch_lightning as pl
+
+    seen = {}
+
+    class Count(pl.Callback):
+        def on_train_end(self, trainer, pl_module) -> None:
+            seen["global_step"] = trainer.global_step
+            seen["lightning_steps"] = trainer.fit_loop.epoch_loop.batch_progress.total.completed
+
+    from mnistfw.backends.lightning_mlp import lightning_backend
+
+    original = lightning_backend.LightningMLPBackend._callbacks
+    lightning_backend.LightningMLPBackend._callbacks = lambda self, training: [*original(self, training), Count()]
+    try:
+        _fit(_cfg(compose, "trainer.batches_per_step=4", "trainer.limit_train_batches=5", "trainer.batch_size=32"),
+             data)
+    finally:
+        lightning_backend.LightningMLPBackend._callbacks = original
+    assert seen == {"global_step": 2 * 5, "lightning_steps": 2 * 2}  # 2 epochs of 5 batches, in steps of 4 + 1

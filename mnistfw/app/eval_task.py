@@ -117,6 +117,7 @@ def build_eval_spec(cfg: DictConfig) -> EvalSpec:
 def evaluate(spec: EvalSpec, out_dir: Path) -> dict[str, Any]:
     """Reload the model, rebuild the data, record metrics and plots into ``out_dir``."""
     from mnistfw import __version__
+    from mnistfw.app import heap
     from mnistfw.app.recording import Recorder, log_metrics
     from mnistfw.backends.base import load_model
     from mnistfw.data.loading import load_dataset
@@ -125,6 +126,7 @@ def evaluate(spec: EvalSpec, out_dir: Path) -> dict[str, Any]:
     start = time.perf_counter()
     loaded = load_model(spec.model_dir, **spec.sections)
     load_model_s = round(time.perf_counter() - start, 3)
+    heap.settle()  # the backend's modules are imported: collect as usual from here on
     recorder = Recorder(out_dir, spec.evaluators, spec.visualizers, spec.config)
     with loaded.backend:
         start = time.perf_counter()

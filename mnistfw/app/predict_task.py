@@ -149,6 +149,7 @@ def draw_sheet(
 
 def predict(spec: PredictSpec, out_dir: Path) -> dict[str, Any]:
     """Load the model, read the inputs, predict, write CSV/JSON/PNG into ``out_dir``."""
+    from mnistfw.app import heap
     from mnistfw.app.recording import predict_proba
     from mnistfw.backends.base import load_model
     from mnistfw.io import write_json
@@ -158,6 +159,7 @@ def predict(spec: PredictSpec, out_dir: Path) -> dict[str, Any]:
     start = time.perf_counter()
     loaded = load_model(spec.model_dir, **spec.sections)
     timings["load_model_s"] = round(time.perf_counter() - start, 3)
+    heap.settle()  # the backend's modules are imported: collect as usual from here on
     with loaded.backend:
         t0 = time.perf_counter()
         shape = tuple(loaded.info.image_shape)

@@ -192,6 +192,8 @@ class TrainerSettings(Checked):
     num_sanity_val_steps: int
     #: Treat denormal floats (below 1.2e-38) as zero in CPU maths (torch.set_flush_denormal).
     flush_denormal: bool
+    #: Mini-batches each Lightning training step trains, one optimiser step each (Keras' steps_per_execution).
+    batches_per_step: int
 
     constraints: ClassVar[Constraints] = {
         "max_epochs": Interval(1, None, integer=True),
@@ -202,6 +204,7 @@ class TrainerSettings(Checked):
         "precision": Options(*PRECISIONS),
         "num_nodes": Interval(1, None, integer=True),
         "num_sanity_val_steps": Interval(0, None, integer=True),
+        "batches_per_step": Interval(1, None, integer=True),
     }
 
     def check(self) -> None:
@@ -346,4 +349,5 @@ SHARED_TRAINER_KEYS = frozenset({
 #: The trainer keys only Lightning's Trainer has.
 LIGHTNING_TRAINER_KEYS = frozenset({
     "accelerator", "devices", "strategy", "num_nodes", "num_sanity_val_steps", "flush_denormal",
+    "batches_per_step",
 })

@@ -52,7 +52,12 @@ class LightningMLPBackend(Backend):
         import pytorch_lightning as pl
         import torch
 
-        from mnistfw.backends.lightning_mlp.lightning_module import MLPModule, RandomAffine, TensorBatches
+        from mnistfw.backends.lightning_mlp.lightning_module import (
+            MLPModule,
+            RandomAffine,
+            StepBatches,
+            TensorBatches,
+        )
 
         _quiet_lightning()
         training, s, seed = self.context.train, self.settings, self.context.seed
@@ -66,8 +71,9 @@ class LightningMLPBackend(Backend):
         governor = ThreadGovernor(t.num_threads, torch.set_num_threads, cap=_ddp_thread_cap(t))
         self._threads_chosen = True
         batch = t.batch_size or len(data.train)
+        # limit_train_batches counts mini-batches here, whatever trainer.batches_per_step is.
         train = TensorBatches(torch.from_numpy(data.train.x), torch.from_numpy(data.train.y), batch, shuffle=True,
-                              seed=seed)
+                              seed=seed, limit=t.limit_train_batches)
         # Every rank validates on all rows: the metrics agree on every rank without a reduction.
         val = TensorBatches(torch.from_numpy(data.val.x), torch.from_numpy(data.val.y), 1024, shuffle=False,
                             shard=False)
@@ -84,7 +90,7 @@ class LightningMLPBackend(Backend):
             optimizer=asdict(training.optimizer),
             scheduler=asdict(training.scheduler),
             max_epochs=t.max_epochs,
-            steps_per_epoch=len(train),
+            steps_per_epoch=len(train),  # optimiser steps: mini-batches, not Lightning's training steps
             gradient_clip_val=t.gradient_clip_val,
             max_norm=s.max_norm,
             init=s.init,
@@ -108,7 +114,8 @@ class LightningMLPBackend(Backend):
         )
         resume = str(self.context.resume_from) if self.context.resume_from else None
         try:
-            trainer.fit(module, train_dataloaders=train, val_dataloaders=val, ckpt_path=resume)
+            trainer.fit(module, train_dataloaders=StepBatches(train, t.batches_per_step), val_dataloaders=val,
+                        ckpt_path=resume)
         except SystemExit:
             # Lightning turns Ctrl-C into exit(1) after its clean-up; give it back its meaning.
             if any(getattr(cb, "interrupted", False) for cb in trainer.callbacks):
@@ -131,7 +138,7 @@ class LightningMLPBackend(Backend):
             "max_epochs": t.max_epochs,
             "min_epochs": t.min_epochs,
             "check_val_every_n_epoch": t.check_val_every_n_epoch,
-            "limit_train_batches": 1.0 if t.limit_train_batches is None else t.limit_train_batches,
+            "limit_train_batches": 1.0,  # applied by the batch iterator, in mini-batches (see fit)
             "limit_val_batches": 1.0 if t.limit_val_batches is None else t.limit_val_batches,
             "deterministic": t.deterministic,
             "enable_progress_bar": _progress_bar(t),
