@@ -114,7 +114,8 @@ class TensorBatches:
         order = self.order() if self.shuffle or self.shard else None
         if order is None or (not self.shuffle and len(order) == len(y)):
             for start in range(0, n, size):  # in stored order: views, no copies
-                yield x[start : min(start + size, n)], y[start : min(start + size, n)]
+                stop = min(start + size, n)
+                yield x[start:stop], y[start:stop]
             return
         # Gather each batch's rows when it is due: a shuffled copy of the whole split would touch
         # ~170 MB of fresh memory per MNIST epoch, the batch-sized gather reuses cache-hot memory.
@@ -135,7 +136,7 @@ class StepBatches:
     """
 
     def __init__(self, batches: TensorBatches, per_step: int) -> None:
-        self.batches, self.per_step = batches, max(1, int(per_step))
+        self.batches, self.per_step = batches, per_step  # >= 1: trainer.batches_per_step is validated
 
     def __len__(self) -> int:
         return -(-len(self.batches) // self.per_step)
